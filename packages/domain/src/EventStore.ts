@@ -1,0 +1,90 @@
+/**
+ * Port: the event store, source of truth of every order.
+ *
+ * @since 0.1.0
+ */
+import type { Array as Arr } from "effect"
+import { Context, Effect, Layer } from "effect"
+import type { ServiceUnavailable } from "./OrderError.js"
+import { ConcurrencyConflict } from "./OrderError.js"
+import type { OrderEventEnvelope, OrderId } from "./OrderEvent.js"
+
+export interface EventStoreShape {
+  /** The stream's events in version order; empty when the stream does not exist. */
+  readonly read: (streamId: OrderId) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
+  /**
+   * Appends all of `events` or none. Fails with `ConcurrencyConflict` unless the
+   * stream is at `expectedVersion` (0: it does not exist yet). The events'
+   * versions must follow on from `expectedVersion` without gaps.
+   */
+  readonly append: (
+    streamId: OrderId,
+    expectedVersion: number,
+    events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>
+  ) => Effect.Effect<void, ConcurrencyConflict | ServiceUnavailable>
+  /**
+   * Appended events not yet marked as published (the outbox): at most `limit`,
+   * in version order within each stream.
+   */
+  readonly unpublished: (limit: number) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
+  /** Records that the stream's events up to `version` reached the bus. */
+  readonly markPublished: (streamId: OrderId, version: number) => Effect.Effect<void, ServiceUnavailable>
+}
+
+export class EventStore extends Context.Tag("orders/EventStore")<EventStore, EventStoreShape>() {}
+
+/** Checks the invariant every adapter relies on: versions follow on from the expected one. */
+export const assertContiguous = (
+  streamId: OrderId,
+  expectedVersion: number,
+  events: ReadonlyArray<OrderEventEnvelope>
+): Effect.Effect<void> =>
+  events.every((event, i) => event.streamId === streamId && event.version === expectedVersion + i + 1)
+    ? Effect.void
+    : Effect.dieMessage(`events appended to '${streamId}' must have versions ${expectedVersion + 1}..`)
+
+interface MemoryStream {
+  readonly events: Array<OrderEventEnvelope>
+  publishedVersion: number
+}
+
+/**
+ * The event store kept in process memory: same guarantees as the real one, lost
+ * on exit. Each operation is one synchronous step, so appends cannot interleave.
+ */
+export const makeMemory: Effect.Effect<EventStoreShape> = Effect.sync(() => {
+  const streams = new Map<OrderId, MemoryStream>()
+  return {
+    read: (streamId) => Effect.sync(() => [...(streams.get(streamId)?.events ?? [])]),
+    append: (streamId, expectedVersion, events) =>
+      assertContiguous(streamId, expectedVersion, events).pipe(
+        Effect.zipRight(Effect.suspend(() => {
+          const stream = streams.get(streamId)
+          if ((stream?.events.length ?? 0) !== expectedVersion) {
+            return Effect.fail(ConcurrencyConflict.of(streamId, expectedVersion))
+          }
+          if (stream === undefined) streams.set(streamId, { events: [...events], publishedVersion: 0 })
+          else stream.events.push(...events)
+          return Effect.void
+        }))
+      ),
+    unpublished: (limit) =>
+      Effect.sync(() => {
+        const pending: Array<OrderEventEnvelope> = []
+        for (const stream of streams.values()) {
+          if (pending.length >= limit) break
+          pending.push(
+            ...stream.events.slice(stream.publishedVersion, stream.publishedVersion + limit - pending.length)
+          )
+        }
+        return pending
+      }),
+    markPublished: (streamId, version) =>
+      Effect.sync(() => {
+        const stream = streams.get(streamId)
+        if (stream !== undefined) stream.publishedVersion = Math.max(stream.publishedVersion, version)
+      })
+  }
+})
+
+export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory)

@@ -1,0 +1,10 @@
+import * as EventBus from "../src/EventBus.js"
+import * as EventStore from "../src/EventStore.js"
+import * as OrderReadModel from "../src/OrderReadModel.js"
+import { eventBusContract } from "./contract/EventBusContract.js"
+import { eventStoreContract } from "./contract/EventStoreContract.js"
+import { orderReadModelContract } from "./contract/OrderReadModelContract.js"
+
+eventStoreContract("in memory", EventStore.layerMemory)
+eventBusContract("in memory", EventBus.layerMemory)
+orderReadModelContract("in memory", OrderReadModel.layerMemory)

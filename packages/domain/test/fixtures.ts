@@ -1,0 +1,28 @@
+import { DateTime } from "effect"
+import type { OrderEvent as Event } from "../src/OrderEvent.js"
+import { EventMetadata, OrderEventEnvelope, OrderId } from "../src/OrderEvent.js"
+import * as OrderEvent from "../src/OrderEvent.js"
+
+/** A fresh order id, so that tests sharing one real store never see each other's streams. */
+export const uniqueOrderId = (prefix = "t"): OrderId => OrderId.make(`${prefix}-${crypto.randomUUID()}`)
+
+export const metadata = EventMetadata.make({ correlationId: "test-correlation", causationId: "test-causation" })
+
+export const envelope = (version: number, data: Event): OrderEventEnvelope =>
+  OrderEventEnvelope.make({
+    eventId: crypto.randomUUID(),
+    streamId: data.orderId,
+    version,
+    type: data._tag,
+    occurredAt: DateTime.unsafeMake("2026-01-01T00:00:00.000Z"),
+    metadata,
+    data
+  })
+
+/** The life of an order as envelopes, versions 1..n: created, then processing requested, then processed. */
+export const lifecycle = (orderId: OrderId, length: 1 | 2 | 3 = 3): Array<OrderEventEnvelope> =>
+  [
+    OrderEvent.OrderCreated.make({ orderId, name: "book" }),
+    OrderEvent.OrderProcessingRequested.make({ orderId }),
+    OrderEvent.OrderProcessed.make({ orderId })
+  ].slice(0, length).map((data, i) => envelope(i + 1, data))

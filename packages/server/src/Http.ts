@@ -1,0 +1,81 @@
+/**
+ * The HTTP server: the Orders API's handlers, its OpenAPI document
+ * (`/openapi.json`) and Swagger UI (`/docs`), on Node's http server.
+ */
+import { HttpApiBuilder, HttpApiError, HttpApiSwagger, HttpMiddleware, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { CommandHandler } from "@orders/domain/CommandHandler"
+import { Config, Effect, Layer, Option } from "effect"
+import { createServer } from "node:http"
+import { OrdersApi } from "./OrdersApi.js"
+import { OrdersHandlers } from "./OrdersHandlers.js"
+
+/** One line naming each invalid field once (a union reports one issue per member: the first says enough). */
+const describeIssues = (issues: HttpApiError.HttpApiDecodeError["issues"]) => {
+  const byField = new Map<string, string>()
+  for (const issue of issues) {
+    const field = issue.path.length === 0 ? "body" : issue.path.join(".")
+    if (!byField.has(field)) byField.set(field, `${field}: ${issue.message}`)
+  }
+  return [...byField.values()].join("; ")
+}
+
+const isMalformedBody = (defect: unknown): defect is { readonly reason: string; readonly cause?: unknown } =>
+  typeof defect === "object" && defect !== null && "_tag" in defect && defect._tag === "RequestError" &&
+  "reason" in defect && defect.reason === "Decode"
+
+/**
+ * Every 400 says what is wrong in one line naming the fields, with the
+ * structured issues beside it. Out of the box a body that is not JSON gets an
+ * empty 400 and a payload error a multi-line tree.
+ */
+const ReadableBadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
+  app.pipe(
+    Effect.catchAllDefect((defect) =>
+      isMalformedBody(defect)
+        ? Effect.fail(
+          new HttpApiError.HttpApiDecodeError({
+            issues: [],
+            message: `body: not valid JSON (${defect.cause instanceof Error ? defect.cause.message : "unreadable"})`
+          })
+        )
+        : Effect.die(defect)
+    ),
+    Effect.mapError((error) =>
+      error instanceof HttpApiError.HttpApiDecodeError && error.issues.length > 0
+        ? new HttpApiError.HttpApiDecodeError({ issues: error.issues, message: describeIssues(error.issues) })
+        : error
+    )
+  ))
+
+export const ApiLive = HttpApiBuilder.api(OrdersApi).pipe(
+  Layer.provide(OrdersHandlers),
+  Layer.provide(ReadableBadRequests)
+)
+
+const NodeServerLive = Layer.unwrapEffect(Effect.gen(function*() {
+  const port = yield* Config.port("PORT").pipe(Config.withDefault(8080))
+  const host = yield* Config.option(Config.string("HOST"))
+  return NodeHttpServer.layer(createServer, {
+    port,
+    ...Option.match(host, { onNone: () => ({}), onSome: (host) => ({ host }) })
+  })
+}))
+
+const serve = Layer.unwrapEffect(
+  Config.boolean("HTTP_ACCESS_LOG").pipe(
+    Config.withDefault(true),
+    Effect.map((accessLog) => HttpApiBuilder.serve(accessLog ? HttpMiddleware.logger : undefined))
+  )
+)
+
+/** The HTTP server without its listener, for tests that bring their own (`NodeHttpServer.layerTest`). */
+export const HttpAppLive = serve.pipe(
+  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+  Layer.provide(ApiLive),
+  Layer.provide(CommandHandler.Default)
+)
+
+/** Listens on `HOST`:`PORT` (default: every interface, port 8080). */
+export const HttpLive = HttpAppLive.pipe(HttpServer.withLogAddress, Layer.provide(NodeServerLive))
