@@ -2,12 +2,20 @@
  * The HTTP server: the Orders API's handlers, its OpenAPI document
  * (`/openapi.json`) and Swagger UI (`/docs`), on Node's http server.
  */
-import { HttpApiBuilder, HttpApiError, HttpApiSwagger, HttpMiddleware, HttpServer } from "@effect/platform"
+import {
+  HttpApiBuilder,
+  HttpApiError,
+  HttpApiSwagger,
+  HttpIncomingMessage,
+  HttpMiddleware,
+  HttpServer,
+  HttpServerRequest
+} from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CommandHandler } from "@orders/domain/CommandHandler"
 import { Config, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
-import { OrdersApi } from "./OrdersApi.js"
+import { MaxBodyBytes, OrdersApi, PayloadTooLarge } from "./OrdersApi.js"
 import { OrdersHandlers } from "./OrdersHandlers.js"
 
 /** One line naming each invalid field once (a union reports one issue per member: the first says enough). */
@@ -30,7 +38,14 @@ const isMalformedBody = (defect: unknown): defect is { readonly reason: string; 
  * empty 400 and a payload error a multi-line tree.
  */
 const ReadableBadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
-  app.pipe(
+  HttpServerRequest.HttpServerRequest.pipe(
+    // Refused before reading: past the limit while reading, Node can only drop the connection.
+    Effect.filterOrFail(
+      (request) => Number(request.headers["content-length"] ?? 0) <= MaxBodyBytes,
+      () => new PayloadTooLarge({ message: `body: larger than ${MaxBodyBytes} bytes` })
+    ),
+    Effect.zipRight(app),
+    HttpIncomingMessage.withMaxBodySize(Option.some(MaxBodyBytes)),
     Effect.catchAllDefect((defect) =>
       isMalformedBody(defect)
         ? Effect.fail(

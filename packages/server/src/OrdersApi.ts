@@ -19,6 +19,13 @@ import { Schema } from "effect"
 /** Report every invalid field at once, not just the first. */
 const reportAllErrors = { parseOptions: { errors: "all" as const } }
 
+/** Largest request body the API reads: an order is a few hundred bytes. */
+export const MaxBodyBytes = 64 * 1024
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  message: Schema.String
+}) {}
+
 export const CreateOrderRequest = Schema.Struct({
   id: OrderId,
   name: OrderName,
@@ -79,6 +86,7 @@ export class OrdersGroup extends HttpApiGroup.make("orders")
 
 export class OrdersApi extends HttpApi.make("OrdersApi")
   .add(OrdersGroup)
+  .addError(PayloadTooLarge, { status: 413 })
   .annotate(OpenApi.Title, "Orders API")
   .annotate(OpenApi.Version, "0.1.0")
 {}

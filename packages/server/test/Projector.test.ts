@@ -1,0 +1,50 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as EventStore from "@orders/domain/EventStore"
+import { OrderId, OrderProcessingFailed } from "@orders/domain/OrderEvent"
+import * as OrderReadModel from "@orders/domain/OrderReadModel"
+import { Effect, Layer, Option } from "effect"
+import { envelope, lifecycle } from "../../domain/test/fixtures.js"
+import { makeProjection } from "../src/Projector.js"
+
+const Memory = Layer.merge(EventStore.layerMemory, OrderReadModel.layerMemory)
+
+const rowOf = (orderId: OrderId) =>
+  OrderReadModel.OrderReadModel.pipe(
+    Effect.flatMap((readModel) => readModel.get(orderId)),
+    Effect.map(Option.getOrUndefined)
+  )
+
+describe("Projector", () => {
+  it.effect("applies each event once, however often it is delivered", () =>
+    Effect.gen(function*() {
+      const orderId = OrderId.make("r-1")
+      const [created, requested] = lifecycle(orderId, 2)
+      const apply = yield* makeProjection
+      for (const event of [created!, created!, requested!, created!, requested!]) yield* apply(event)
+      expect(yield* rowOf(orderId)).toMatchObject({ status: "processing", version: 2 })
+    }).pipe(Effect.provide(Memory)))
+
+  it.effect("fills a gap from the event store when an event overtakes an earlier one", () =>
+    Effect.gen(function*() {
+      const orderId = OrderId.make("r-2")
+      const events = lifecycle(orderId, 3)
+      const store = yield* EventStore.EventStore
+      yield* store.append(orderId, 0, [events[0]!, events[1]!, events[2]!])
+      const apply = yield* makeProjection
+      yield* apply(events[0]!)
+      yield* apply(events[2]!)
+      expect(yield* rowOf(orderId)).toMatchObject({ status: "processed", version: 3 })
+      yield* apply(events[1]!)
+      expect(yield* rowOf(orderId)).toMatchObject({ status: "processed", version: 3 })
+    }).pipe(Effect.provide(Memory)))
+
+  it.effect("keeps the failure reason of a failed order", () =>
+    Effect.gen(function*() {
+      const orderId = OrderId.make("r-3")
+      const [created, requested] = lifecycle(orderId, 2)
+      const apply = yield* makeProjection
+      for (const event of [created!, requested!]) yield* apply(event)
+      yield* apply(envelope(3, OrderProcessingFailed.make({ orderId, reason: "declined" })))
+      expect(yield* rowOf(orderId)).toMatchObject({ status: "failed", failureReason: "declined", version: 3 })
+    }).pipe(Effect.provide(Memory)))
+})
