@@ -16,10 +16,15 @@ export class StartupError extends Data.TaggedError("StartupError")<{
   }
 }
 
-/** About 20 seconds of attempts: long enough for a server that is still starting, short enough to fail clearly. */
+/**
+ * At most 10 retries within about 20 seconds: long enough for a server that is
+ * still starting, short enough to fail clearly (a driver that waits seconds per
+ * attempt gets fewer attempts).
+ */
 export const startupRetry = Schedule.exponential(Duration.millis(200), 1.5).pipe(
   Schedule.union(Schedule.spaced(Duration.seconds(3))),
-  Schedule.intersect(Schedule.recurs(10))
+  Schedule.intersect(Schedule.recurs(10)),
+  Schedule.upTo(Duration.seconds(20))
 )
 
 /** Runs `connect` with the start-up retry policy, turning the last failure into a `StartupError`. */

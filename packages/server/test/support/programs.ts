@@ -4,20 +4,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { once } from "node:events"
-import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 
-const root = fileURLToPath(new URL("../../../../", import.meta.url))
+export { freePort } from "../../../infra/test/support/network.js"
 
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => typeof address === "object" && address !== null ? resolve(address.port) : reject(address))
-    })
-  })
+const root = fileURLToPath(new URL("../../../../", import.meta.url))
 
 export interface RunningProgram {
   readonly process: ChildProcess

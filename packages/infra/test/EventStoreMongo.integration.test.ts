@@ -1,0 +1,186 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import { EventStore } from "@orders/domain/EventStore"
+import { DateTime, Duration, Effect, Either, Exit, Layer } from "effect"
+import { MongoClient } from "mongodb"
+import { eventStoreContract } from "../../domain/test/contract/EventStoreContract.js"
+import { lifecycle, uniqueOrderId } from "../../domain/test/fixtures.js"
+import * as EventStoreMongo from "../src/EventStoreMongo.js"
+import { tcpProxy } from "./support/network.js"
+
+const uri = process.env.MONGODB_URI ?? "mongodb://127.0.0.1:27017/orders"
+
+const withClient = <A>(run: (client: MongoClient) => Promise<A>) =>
+  Effect.promise(async () => {
+    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5_000 })
+    try {
+      return await run(client)
+    } finally {
+      await client.close()
+    }
+  })
+
+/** A database created for the suite (MongoDB creates it on first write) and dropped at the end. */
+const freshDatabase = Effect.acquireRelease(
+  Effect.sync(() => `orders_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`),
+  (database) => withClient((client) => client.db(database).dropDatabase())
+)
+
+const storeOnFreshDatabase = Layer.unwrapScoped(
+  freshDatabase.pipe(Effect.map((database) => EventStoreMongo.layer({ uri, database })))
+)
+
+eventStoreContract("MongoDB", storeOnFreshDatabase)
+
+describe("EventStoreMongo", () => {
+  it("takes the database from the connection string's path", () => {
+    expect(EventStoreMongo.databaseFromUri("mongodb://127.0.0.1:27017/orders")).toBe("orders")
+    expect(EventStoreMongo.databaseFromUri("mongodb://u:p@a:1,b:2/shop?replicaSet=rs0")).toBe("shop")
+    expect(EventStoreMongo.databaseFromUri("mongodb+srv://cluster.example.com/?retryWrites=true")).toBeUndefined()
+    expect(EventStoreMongo.databaseFromUri("mongodb://127.0.0.1:27017")).toBeUndefined()
+  })
+
+  it.scoped("creates the outbox index at start-up", () =>
+    Effect.gen(function*() {
+      const database = yield* freshDatabase
+      yield* EventStoreMongo.make({ uri, database })
+      const indexes = yield* withClient((client) =>
+        client.db(database).collection(EventStoreMongo.COLLECTION).indexes()
+      )
+      expect(indexes).toContainEqual(expect.objectContaining({ key: { pending: 1 } }))
+      expect(indexes).toContainEqual(expect.objectContaining({ key: { streamId: 1, version: 1 }, unique: true }))
+    }))
+
+  it.scoped("hands out at most `limit` unpublished events, in version order per stream", () =>
+    Effect.gen(function*() {
+      const database = yield* freshDatabase
+      const store = yield* EventStoreMongo.make({ uri, database })
+      const streams = [lifecycle(uniqueOrderId()), lifecycle(uniqueOrderId()), lifecycle(uniqueOrderId())]
+      yield* Effect.forEach(streams, (events) =>
+        store.append(events[0]!.streamId, 0, [events[0]!, events[1]!, events[2]!]))
+      yield* store.markPublished(streams[0]![0]!.streamId, 2)
+
+      const page = yield* store.unpublished(4)
+      expect(page).toHaveLength(4)
+      for (const events of streams) {
+        const versions = page.filter((event) =>
+          event.streamId === events[0]!.streamId
+        ).map((event) => event.version)
+        expect(versions).toEqual([...versions].sort())
+      }
+      expect(yield* store.unpublished(100)).toHaveLength(7)
+      expect(yield* store.unpublished(0)).toEqual([])
+    }))
+
+  it.scoped("treats a stored event that does not decode as a defect naming the stream and version", () =>
+    Effect.gen(function*() {
+      const database = yield* freshDatabase
+      const store = yield* EventStoreMongo.make({ uri, database })
+      const orderId = uniqueOrderId()
+      const [created, requested] = lifecycle(orderId, 2)
+      yield* store.append(orderId, 0, [created!, requested!])
+      yield* withClient((client) =>
+        client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COLLECTION).updateOne(
+          { _id: `${orderId}:0` },
+          { $set: { "events.1.type": "OrderShipped" } }
+        )
+      )
+      const exit = yield* Effect.exit(store.read(orderId))
+      expect(Exit.isFailure(exit) && !Exit.isInterrupted(exit)).toBe(true)
+      const defect = Exit.isFailure(exit) ? String(exit.cause) : ""
+      expect(defect).toContain(`stream '${orderId}' version 2`)
+    }))
+
+  it.scopedLive(
+    "fails with ServiceUnavailable within seconds while the server is gone, and recovers",
+    () =>
+      Effect.gen(function*() {
+        const database = yield* freshDatabase
+        const proxy = yield* tcpProxy(new URL(uri), 27017)
+        // directConnection: a replica set would otherwise hand the driver its members' real addresses.
+        const store = yield* EventStoreMongo.make({
+          uri: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true`,
+          database
+        })
+        const [created, requested] = lifecycle(uniqueOrderId(), 2)
+        yield* store.append(created!.streamId, 0, [created!])
+
+        yield* Effect.promise(() => proxy.stop())
+        const [elapsed, results] = yield* Effect.all([
+          Effect.either(store.read(created!.streamId)),
+          Effect.either(store.append(created!.streamId, 1, [requested!]))
+        ]).pipe(Effect.timed)
+        for (const result of results) {
+          expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "ServiceUnavailable", service: "MongoDB" })
+        }
+        expect(Duration.toMillis(elapsed)).toBeLessThan(15_000)
+
+        yield* Effect.promise(() => proxy.start())
+        yield* store.append(created!.streamId, 1, [requested!]).pipe(
+          Effect.retry({ while: (error) => error._tag === "ServiceUnavailable", times: 20 })
+        )
+        expect((yield* store.read(created!.streamId)).map((event) => event.version)).toEqual([1, 2])
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scoped("stores envelopes as plain JSON, occurredAt an ISO-8601 string", () =>
+    Effect.gen(function*() {
+      const database = yield* freshDatabase
+      const store = yield* EventStoreMongo.make({ uri, database })
+      const [created] = lifecycle(uniqueOrderId(), 1)
+      yield* store.append(created!.streamId, 0, [created!])
+      const stored = yield* withClient((client) =>
+        client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COLLECTION).findOne({
+          streamId: created!.streamId
+        })
+      )
+      expect(stored).toMatchObject({
+        _id: `${created!.streamId}:0`,
+        previous: 0,
+        version: 1,
+        publishedVersion: 0,
+        pending: true,
+        events: [{ version: 1, type: "OrderCreated", occurredAt: DateTime.formatIso(created!.occurredAt) }]
+      })
+    }))
+})
+
+layer(storeOnFreshDatabase)("EventStoreMongo under concurrent appends", (it) => {
+  // One race, as in the contract, can pass by luck on a server whose conditional writes are not atomic.
+  it.effect("lets exactly one writer win every one of many races", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore
+      const winners = yield* Effect.forEach(
+        Array.from({ length: 20 }, () => lifecycle(uniqueOrderId(), 2)),
+        ([created, requested]) =>
+          Effect.gen(function*() {
+            yield* store.append(created!.streamId, 0, [created!])
+            const results = yield* Effect.forEach(
+              Array.from({ length: 8 }, () => requested!),
+              (event) => Effect.either(store.append(event.streamId, 1, [event])),
+              { concurrency: "unbounded" }
+            )
+            expect((yield* store.read(created!.streamId)).map((event) => event.version)).toEqual([1, 2])
+            return results.filter(Either.isRight).length
+          })
+      )
+      expect(winners).toEqual(winners.map(() => 1))
+    }))
+
+  it.effect("keeps every stream gap-free", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore
+      const orders = Array.from({ length: 20 }, () => lifecycle(uniqueOrderId()))
+      yield* Effect.forEach(orders, (events) =>
+        Effect.forEach(events, (event) =>
+          store.append(event.streamId, event.version - 1, [event]), { discard: true }), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const read = yield* Effect.forEach(orders, (events) =>
+        store.read(events[0]!.streamId), { concurrency: 5 })
+      expect(read.map((events) =>
+        events.map((event) => event.version)
+      )).toEqual(orders.map(() => [1, 2, 3]))
+    }))
+})
