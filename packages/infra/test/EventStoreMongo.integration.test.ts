@@ -1,32 +1,14 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { EventStore } from "@orders/domain/EventStore"
 import { DateTime, Duration, Effect, Either, Exit, Layer } from "effect"
-import { MongoClient } from "mongodb"
 import { eventStoreContract } from "../../domain/test/contract/EventStoreContract.js"
 import { lifecycle, uniqueOrderId } from "../../domain/test/fixtures.js"
 import * as EventStoreMongo from "../src/EventStoreMongo.js"
 import { tcpProxy } from "./support/network.js"
-
-const uri = process.env.MONGODB_URI ?? "mongodb://127.0.0.1:27017/orders"
-
-const withClient = <A>(run: (client: MongoClient) => Promise<A>) =>
-  Effect.promise(async () => {
-    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5_000 })
-    try {
-      return await run(client)
-    } finally {
-      await client.close()
-    }
-  })
-
-/** A database created for the suite (MongoDB creates it on first write) and dropped at the end. */
-const freshDatabase = Effect.acquireRelease(
-  Effect.sync(() => `orders_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`),
-  (database) => withClient((client) => client.db(database).dropDatabase())
-)
+import { freshMongoDatabase, mongoUri, withMongo } from "./support/stack.js"
 
 const storeOnFreshDatabase = Layer.unwrapScoped(
-  freshDatabase.pipe(Effect.map((database) => EventStoreMongo.layer({ uri, database })))
+  freshMongoDatabase.pipe(Effect.map((database) => EventStoreMongo.layer({ uri: mongoUri, database })))
 )
 
 eventStoreContract("MongoDB", storeOnFreshDatabase)
@@ -41,19 +23,17 @@ describe("EventStoreMongo", () => {
 
   it.scoped("creates the outbox index at start-up", () =>
     Effect.gen(function*() {
-      const database = yield* freshDatabase
-      yield* EventStoreMongo.make({ uri, database })
-      const indexes = yield* withClient((client) =>
-        client.db(database).collection(EventStoreMongo.COLLECTION).indexes()
-      )
+      const database = yield* freshMongoDatabase
+      yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const indexes = yield* withMongo((client) => client.db(database).collection(EventStoreMongo.COLLECTION).indexes())
       expect(indexes).toContainEqual(expect.objectContaining({ key: { pending: 1 } }))
       expect(indexes).toContainEqual(expect.objectContaining({ key: { streamId: 1, version: 1 }, unique: true }))
     }))
 
   it.scoped("hands out at most `limit` unpublished events, in version order per stream", () =>
     Effect.gen(function*() {
-      const database = yield* freshDatabase
-      const store = yield* EventStoreMongo.make({ uri, database })
+      const database = yield* freshMongoDatabase
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
       const streams = [lifecycle(uniqueOrderId()), lifecycle(uniqueOrderId()), lifecycle(uniqueOrderId())]
       yield* Effect.forEach(streams, (events) =>
         store.append(events[0]!.streamId, 0, [events[0]!, events[1]!, events[2]!]))
@@ -73,12 +53,12 @@ describe("EventStoreMongo", () => {
 
   it.scoped("treats a stored event that does not decode as a defect naming the stream and version", () =>
     Effect.gen(function*() {
-      const database = yield* freshDatabase
-      const store = yield* EventStoreMongo.make({ uri, database })
+      const database = yield* freshMongoDatabase
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
       const orderId = uniqueOrderId()
       const [created, requested] = lifecycle(orderId, 2)
       yield* store.append(orderId, 0, [created!, requested!])
-      yield* withClient((client) =>
+      yield* withMongo((client) =>
         client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COLLECTION).updateOne(
           { _id: `${orderId}:0` },
           { $set: { "events.1.type": "OrderShipped" } }
@@ -94,8 +74,8 @@ describe("EventStoreMongo", () => {
     "fails with ServiceUnavailable within seconds while the server is gone, and recovers",
     () =>
       Effect.gen(function*() {
-        const database = yield* freshDatabase
-        const proxy = yield* tcpProxy(new URL(uri), 27017)
+        const database = yield* freshMongoDatabase
+        const proxy = yield* tcpProxy(new URL(mongoUri), 27017)
         // directConnection: a replica set would otherwise hand the driver its members' real addresses.
         const store = yield* EventStoreMongo.make({
           uri: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true`,
@@ -125,11 +105,11 @@ describe("EventStoreMongo", () => {
 
   it.scoped("stores envelopes as plain JSON, occurredAt an ISO-8601 string", () =>
     Effect.gen(function*() {
-      const database = yield* freshDatabase
-      const store = yield* EventStoreMongo.make({ uri, database })
+      const database = yield* freshMongoDatabase
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
       const [created] = lifecycle(uniqueOrderId(), 1)
       yield* store.append(created!.streamId, 0, [created!])
-      const stored = yield* withClient((client) =>
+      const stored = yield* withMongo((client) =>
         client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COLLECTION).findOne({
           streamId: created!.streamId
         })

@@ -3,47 +3,18 @@ import { Order } from "@orders/domain/Order"
 import { OrderId } from "@orders/domain/OrderEvent"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { ConfigProvider, Duration, Effect, Either, Layer, Logger } from "effect"
-import pg from "pg"
+import type pg from "pg"
 import { orderReadModelContract } from "../../domain/test/contract/OrderReadModelContract.js"
 import * as OrderReadModelPg from "../src/OrderReadModelPg.js"
 import { freePort, tcpProxy } from "./support/network.js"
-
-const baseUrl = process.env.DATABASE_URL ?? "postgres://orders:orders@127.0.0.1:5432/orders"
-
-/**
- * The `orders` role owns its database but may not create databases, so each
- * suite gets a schema of its own, selected through `search_path`.
- */
-const schemaUrl = (schema: string) => {
-  const url = new URL(baseUrl)
-  url.searchParams.set("options", `-c search_path=${schema}`)
-  return url.toString()
-}
-
-const admin = <A>(run: (client: pg.Client) => Promise<A>) =>
-  Effect.promise(async () => {
-    const client = new pg.Client({ connectionString: baseUrl })
-    await client.connect()
-    try {
-      return await run(client)
-    } finally {
-      await client.end()
-    }
-  })
-
-/** A schema created for the suite and dropped with everything in it at the end. */
-const freshSchema = (schema = `orders_test_${crypto.randomUUID().replaceAll("-", "")}`) =>
-  Effect.acquireRelease(
-    admin((client) => client.query(`CREATE SCHEMA ${schema}`)).pipe(Effect.as(schema)),
-    () => admin((client) => client.query(`DROP SCHEMA ${schema} CASCADE`))
-  )
+import { databaseUrl, freshPgSchema, schemaUrl, withPostgres } from "./support/stack.js"
 
 const query = <R extends pg.QueryResultRow>(schema: string, sql: string) =>
-  admin((client) => client.query<R>(sql.replaceAll("$schema", schema))).pipe(Effect.map((result) => result.rows))
+  withPostgres((client) => client.query<R>(sql.replaceAll("$schema", schema))).pipe(Effect.map((result) => result.rows))
 
 orderReadModelContract(
   "PostgreSQL",
-  Layer.unwrapScoped(freshSchema().pipe(Effect.map((schema) => OrderReadModelPg.layer({ url: schemaUrl(schema) }))))
+  Layer.unwrapScoped(freshPgSchema().pipe(Effect.map((schema) => OrderReadModelPg.layer({ url: schemaUrl(schema) }))))
 )
 
 const closedPort = Effect.promise(freePort)
@@ -51,8 +22,8 @@ const closedPort = Effect.promise(freePort)
 describe("OrderReadModelPg", () => {
   it.scopedLive("survives losing its idle connections, fails with ServiceUnavailable while the server is gone, and recovers", () =>
     Effect.gen(function*() {
-      const schema = yield* freshSchema()
-      const proxy = yield* tcpProxy(new URL(baseUrl), 5432)
+      const schema = yield* freshPgSchema()
+      const proxy = yield* tcpProxy(new URL(databaseUrl), 5432)
       const url = new URL(schemaUrl(schema))
       url.port = String(proxy.port)
       const logged: Array<string> = []
@@ -84,7 +55,7 @@ describe("OrderReadModelPg", () => {
 
   it.scoped("migrates once when two processes start together", () =>
     Effect.gen(function*() {
-      const schema = yield* freshSchema()
+      const schema = yield* freshPgSchema()
       const url = schemaUrl(schema)
       yield* Effect.all([OrderReadModelPg.make({ url }), OrderReadModelPg.make({ url })], { concurrency: 2 })
       const applied = yield* query<{ version: number }>(
@@ -106,7 +77,7 @@ describe("OrderReadModelPg", () => {
 
   it.scoped("sorts ids byte-wise, as the in-memory model does, whatever the database's collation", () =>
     Effect.gen(function*() {
-      const schema = yield* freshSchema()
+      const schema = yield* freshPgSchema()
       const readModel = yield* OrderReadModelPg.make({ url: schemaUrl(schema) })
       const ids = ["b", "B", "a-1", "a_1", "a.1", "A", "~", "0"]
       yield* Effect.forEach(
@@ -119,7 +90,7 @@ describe("OrderReadModelPg", () => {
 
   it.scoped("reads DATABASE_URL through Config", () =>
     Effect.gen(function*() {
-      const schema = yield* freshSchema()
+      const schema = yield* freshPgSchema()
       const context = yield* Layer.build(OrderReadModelPg.layerConfig).pipe(
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["DATABASE_URL", schemaUrl(schema)]])))
       )

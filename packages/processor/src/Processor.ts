@@ -59,4 +59,5 @@ export const ProcessorLive = Layer.scopedDiscard(Effect.gen(function*() {
   const bus = yield* EventBus
   const process = yield* makeProcessor(yield* ProcessorConfig)
   yield* bus.subscribe(ProcessorGroup, process)
+  yield* Effect.logInfo(`processor consuming as group ${ProcessorGroup}`)
 })).pipe(Layer.provide(CommandHandler.Default))

@@ -39,4 +39,5 @@ export const ProjectorLive = Layer.scopedDiscard(Effect.gen(function*() {
   const bus = yield* EventBus
   const apply = yield* makeProjection
   yield* bus.subscribe(ProjectorGroup, apply)
+  yield* Effect.logInfo(`projector consuming as group ${ProjectorGroup}`)
 }))
