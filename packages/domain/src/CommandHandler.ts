@@ -42,6 +42,7 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
       const state = fold(history.map((event) => event.data))
       const decided = yield* decide(command, state)
       const occurredAt = yield* DateTime.now
+      // Built from decoded values and a fresh UUID: validating again would only cost.
       const events = Array.map(decided, (data, i) =>
         OrderEventEnvelope.make({
           eventId: crypto.randomUUID(),
@@ -51,7 +52,7 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
           occurredAt,
           metadata,
           data
-        }))
+        }, { disableValidation: true }))
       yield* store.append(command.orderId, version, events)
       yield* publish(events)
       const order = toOrder(fold(decided, state), version + events.length)

@@ -1,16 +1,24 @@
 /**
  * The event store on MongoDB (or FerretDB).
  *
- * Each append is ONE document, a commit, holding all of its encoded events: a
- * single-document insert is atomic without transactions. The commit's `_id` is
- * `<streamId>:<expectedVersion>`, so at most one commit can ever follow a given
- * version, and the server's unique `_id` decides between concurrent writers.
+ * Each append is ONE immutable document, a commit, holding all of its encoded
+ * events: a single-document insert is atomic without transactions. The
+ * commit's `_id` is `<streamId>:<expectedVersion>`, so at most one commit can
+ * ever follow a given version, and the server's unique `_id` decides between
+ * concurrent writers. A stream is read by following its commits from `:0`,
+ * each the `_id` of the next one: every hot query is a lookup by `_id`.
  *
- * Why not one document per stream with a version-guarded `updateOne`: FerretDB
- * 1.x runs an update as query, then in-memory change, then replace, so several
- * concurrent updates with the same guard all match and all `$push` (measured:
- * 18 of 20 races had several winners). Inserts against a unique key are the one
- * conditional write both servers make atomic.
+ * The outbox is a second, small collection: a marker per commit not yet
+ * published, inserted before the commit (so a process that dies in between
+ * leaves a marker, never an unmarked commit) and deleted once published.
+ *
+ * Why this shape: FerretDB 1.x runs an update as query, then in-memory change,
+ * then replace, so concurrent version-guarded updates all win (measured: 18 of
+ * 20 races had several winners); inserts against a unique key are the one
+ * conditional write both servers make atomic. And FerretDB's SQLite backend
+ * answers any filter but `_id` with a scan of the whole collection (64 ms at
+ * 400 commits): queries by `_id` stay fast on both servers, and the outbox is
+ * scanned only while it holds something.
  */
 import type { EventStoreShape } from "@orders/domain/EventStore"
 import { assertContiguous, EventStore } from "@orders/domain/EventStore"
@@ -44,19 +52,30 @@ export interface CommitDocument {
   readonly previous: number
   readonly version: number
   readonly events: ReadonlyArray<unknown>
-  /** Events up to this version reached the bus; meaningful while `pending`. */
-  readonly publishedVersion: number
-  readonly pending: boolean
 }
 
-export const COLLECTION = "commits"
-
-/** The not yet published events of one commit: versions `from ..`. */
-interface PendingSlice {
+/** A commit whose events have not all reached the bus; same `_id` as the commit. */
+export interface OutboxDocument {
+  readonly _id: string
   readonly streamId: string
-  readonly from: number
-  readonly events: ReadonlyArray<unknown>
+  readonly previous: number
+  readonly version: number
+  /** Events up to this version reached the bus (the relay may publish a commit in parts). */
+  readonly publishedVersion: number
+  readonly createdAt: Date
 }
+
+export const COMMITS = "commits"
+export const OUTBOX = "outbox"
+
+/**
+ * A marker whose commit never appeared, this long after it was made: its
+ * writer died between the two inserts, and the stream's next append waits
+ * for the marker to go.
+ */
+const ORPHAN_AFTER_MS = 60_000
+
+const commitId = (streamId: string, previous: number) => `${streamId}:${previous}`
 
 const SERVICE = "MongoDB"
 const DUPLICATE_KEY = 11000
@@ -139,16 +158,19 @@ export const databaseFromUri = (uri: string): string | undefined => {
   return path === undefined || path === "" ? undefined : decodeURIComponent(path)
 }
 
-const indexes: ReadonlyArray<IndexDescription & { readonly name: string }> = [
-  { key: { streamId: 1, version: 1 }, name: "streamId_1_version_1", unique: true },
-  { key: { pending: 1 }, name: "pending_1" }
+type NamedIndex = IndexDescription & { readonly name: string }
+
+const commitIndexes: ReadonlyArray<NamedIndex> = [
+  // Stream and version identify an event on a real MongoDB; the append's slow path queries it.
+  { key: { streamId: 1, version: 1 }, name: "streamId_1_version_1", unique: true }
 ]
+const outboxIndexes: ReadonlyArray<NamedIndex> = [{ key: { streamId: 1, version: 1 }, name: "streamId_1_version_1" }]
 
 /**
  * Creates only the indexes that are missing: FerretDB 1.24 drops the
  * connection when asked to create an index that already exists.
  */
-const createMissingIndexes = async (collection: Collection) => {
+const createMissingIndexes = async (collection: Collection, indexes: ReadonlyArray<NamedIndex>) => {
   const listed = await collection.listIndexes().toArray().catch((error: unknown) => {
     // A collection that does not exist yet has no indexes (NamespaceNotFound).
     if (error instanceof MongoServerError && error.code === 26) return []
@@ -177,7 +199,11 @@ const connect = (options: MongoOptions) => {
   ).pipe(
     Effect.tap((client) =>
       Effect.tryPromise({
-        try: () => createMissingIndexes(client.db(options.database).collection(COLLECTION)),
+        try: async () => {
+          const db = client.db(options.database)
+          await createMissingIndexes(db.collection(COMMITS), commitIndexes)
+          await createMissingIndexes(db.collection(OUTBOX), outboxIndexes)
+        },
         catch: (cause) => new StartupError({ service: SERVICE, address, cause })
       })
     )
@@ -188,7 +214,25 @@ const connect = (options: MongoOptions) => {
 export const make = (options: MongoOptions) =>
   Effect.gen(function*() {
     const client = yield* connect(options)
-    const commits: Collection<CommitDocument> = client.db(options.database).collection<CommitDocument>(COLLECTION)
+    const db = client.db(options.database)
+    const commits: Collection<CommitDocument> = db.collection<CommitDocument>(COMMITS)
+    const outbox: Collection<OutboxDocument> = db.collection<OutboxDocument>(OUTBOX)
+
+    const commitAt = (streamId: string, previous: number) =>
+      attempt("read", () => commits.findOne({ _id: commitId(streamId, previous) }))
+
+    /**
+     * True when a commit ends exactly at `version`: only such a version can be
+     * followed. The decider emits one event per command, so the commit is
+     * nearly always the one at `version - 1`; the query covers multi-event commits.
+     */
+    const isHead = (streamId: string, version: number) =>
+      Effect.gen(function*() {
+        const single = yield* commitAt(streamId, version - 1)
+        if (single?.version === version) return true
+        const found = yield* attempt("append", () => commits.findOne({ streamId, version }, { projection: { _id: 1 } }))
+        return found !== null
+      })
 
     const append = Effect.fn("EventStoreMongo.append")(function*(
       streamId: OrderId,
@@ -197,97 +241,75 @@ export const make = (options: MongoOptions) =>
     ) {
       yield* assertContiguous(streamId, expectedVersion, events)
       const conflict = ConcurrencyConflict.of(streamId, expectedVersion)
-      // The unique `_id` cannot tell "ahead of the stream" (or inside one commit) from "at its head": only a
-      // commit ending at `expectedVersion` can be followed. Commits are immutable, so this read cannot go stale.
-      if (expectedVersion > 0) {
-        const head = yield* attempt("append", () =>
-          commits.findOne({ streamId, version: expectedVersion }, { projection: { _id: 1 } }))
-        if (head === null) {
-          return yield* Effect.fail(conflict)
-        }
-      }
+      // Commits are immutable, so this check cannot go stale; the unique `_id`s below decide the race.
+      if (expectedVersion > 0 && !(yield* isHead(streamId, expectedVersion))) return yield* Effect.fail(conflict)
+      const _id = commitId(streamId, expectedVersion)
+      const version = expectedVersion + events.length
+      const duplicateIsConflict = (error: unknown) => (isDuplicateKey(error) ? conflict : undefined)
       yield* attempt(
         "append",
         () =>
-          commits.insertOne({
-            _id: `${streamId}:${expectedVersion}`,
+          outbox.insertOne({
+            _id,
             streamId,
             previous: expectedVersion,
-            version: expectedVersion + events.length,
-            events: events.map(encodeEvent),
+            version,
             publishedVersion: expectedVersion,
-            pending: true
+            createdAt: new Date()
           }),
-        (error) => (isDuplicateKey(error) ? conflict : undefined)
+        duplicateIsConflict
+      )
+      yield* attempt(
+        "append",
+        () => commits.insertOne({ _id, streamId, previous: expectedVersion, version, events: events.map(encodeEvent) }),
+        duplicateIsConflict
+      ).pipe(
+        // The version was taken after all (its marker already gone): ours must not make the relay republish it.
+        Effect.tapError((error) =>
+          error._tag === "ConcurrencyConflict"
+            ? Effect.ignore(attempt("append", () => outbox.deleteOne({ _id })))
+            : Effect.void
+        )
       )
     })
 
     const read = Effect.fn("EventStoreMongo.read")(function*(streamId: OrderId) {
-      const found = yield* attempt("read", () =>
-        commits.find({ streamId }, { projection: { previous: 1, version: 1, events: 1 } }).sort({ version: 1 })
-          .toArray())
-      let head = 0
-      for (const commit of found) {
-        if (commit.previous !== head) {
-          return yield* Effect.dieMessage(
-            `event store corrupt: stream '${streamId}' has no commit after version ${head}`
-          )
-        }
-        head = commit.version
+      const events: Array<OrderEventEnvelope> = []
+      let commit = yield* commitAt(streamId, 0)
+      while (commit !== null) {
+        events.push(...(yield* decodeStored(streamId, commit.events, commit.previous + 1)))
+        commit = yield* commitAt(streamId, commit.version)
       }
-      const decoded = yield* Effect.forEach(
-        found,
-        (commit) =>
-          decodeStored(streamId, commit.events, commit.previous + 1)
-      )
-      return decoded.flat()
+      return events
     })
 
     const unpublished = Effect.fn("EventStoreMongo.unpublished")(function*(limit: number) {
-      if (limit <= 0) {
-        return []
-      }
-      const pending = yield* attempt("unpublished", async () => {
-        const found: Array<PendingSlice> = []
-        let count = 0
-        const cursor = commits
-          .find({ pending: true }, { projection: { streamId: 1, previous: 1, events: 1, publishedVersion: 1 } })
-          .sort({ streamId: 1, version: 1 })
-        try {
-          for await (const commit of cursor) {
-            const skip = Math.max(0, commit.publishedVersion - commit.previous)
-            const events = commit.events.slice(skip, skip + limit - count)
-            if (events.length > 0) {
-              found.push({ streamId: commit.streamId, from: commit.previous + skip + 1, events })
-            }
-            count += events.length
-            if (count >= limit) {
-              break
-            }
+      const events: Array<OrderEventEnvelope> = []
+      if (limit <= 0) return events
+      const markers = yield* attempt("unpublished", () => outbox.find().sort({ streamId: 1, version: 1 }).toArray())
+      for (const marker of markers) {
+        if (events.length >= limit) break
+        const commit = yield* commitAt(marker.streamId, marker.previous)
+        if (commit === null) {
+          // Being appended right now, or an orphan of a writer that died between the two inserts.
+          if (Date.now() - marker.createdAt.getTime() > ORPHAN_AFTER_MS) {
+            yield* attempt("unpublished", () => outbox.deleteOne({ _id: marker._id, createdAt: marker.createdAt }))
           }
-        } finally {
-          await cursor.close()
+          continue
         }
-        return found
-      })
-      const decoded = yield* Effect.forEach(
-        pending,
-        (commit) =>
-          decodeStored(commit.streamId, commit.events, commit.from)
-      )
-      return decoded.flat()
+        const decoded = yield* decodeStored(commit.streamId, commit.events, commit.previous + 1)
+        const skip = Math.max(0, marker.publishedVersion - commit.previous)
+        events.push(...decoded.slice(skip, skip + limit - events.length))
+      }
+      return events
     })
 
     const markPublished = Effect.fn("EventStoreMongo.markPublished")(function*(streamId: OrderId, version: number) {
-      yield* attempt(
-        "markPublished",
-        () =>
-          commits.updateMany({ streamId, pending: true, version: { $lte: version } }, { $set: { pending: false } })
-      )
-      // A commit published only in part (the outbox limit cut it) stays pending, past its published events.
+      yield* attempt("markPublished", () => outbox.deleteMany({ streamId, version: { $lte: version } }))
+      // A commit published only in part (the relay's limit cut it) stays in the outbox, past its published events.
       yield* attempt("markPublished", () =>
-        commits.updateOne(
-          { streamId, pending: true, previous: { $lt: version }, version: { $gt: version } },
+        outbox.updateMany(
+          { streamId, previous: { $lt: version }, version: { $gt: version } },
           { $max: { publishedVersion: version } }
         ))
     })

@@ -21,13 +21,45 @@ describe("EventStoreMongo", () => {
     expect(EventStoreMongo.databaseFromUri("mongodb://127.0.0.1:27017")).toBeUndefined()
   })
 
-  it.scoped("creates the outbox index at start-up", () =>
+  it.scoped("creates its indexes at start-up, and starts again over them", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
       yield* EventStoreMongo.make({ uri: mongoUri, database })
-      const indexes = yield* withMongo((client) => client.db(database).collection(EventStoreMongo.COLLECTION).indexes())
-      expect(indexes).toContainEqual(expect.objectContaining({ key: { pending: 1 } }))
-      expect(indexes).toContainEqual(expect.objectContaining({ key: { streamId: 1, version: 1 }, unique: true }))
+      yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const indexesOf = (name: string) => withMongo((client) => client.db(database).collection(name).indexes())
+      expect(yield* indexesOf(EventStoreMongo.COMMITS)).toContainEqual(
+        expect.objectContaining({ key: { streamId: 1, version: 1 }, unique: true })
+      )
+      expect(yield* indexesOf(EventStoreMongo.OUTBOX)).toContainEqual(
+        expect.objectContaining({ key: { streamId: 1, version: 1 } })
+      )
+    }))
+
+  it.scoped("clears the outbox marker of a writer that died before its commit, so the stream goes on", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const [created, requested] = lifecycle(uniqueOrderId(), 2)
+      const orderId = created!.streamId
+      yield* store.append(orderId, 0, [created!])
+      yield* store.markPublished(orderId, 1)
+      // A writer that inserted its marker at version 1 and died, two minutes ago.
+      yield* withMongo((client) =>
+        client.db(database).collection<EventStoreMongo.OutboxDocument>(EventStoreMongo.OUTBOX).insertOne({
+          _id: `${orderId}:1`,
+          streamId: orderId,
+          previous: 1,
+          version: 2,
+          publishedVersion: 1,
+          createdAt: new Date(Date.now() - 120_000)
+        })
+      )
+      const blocked = yield* Effect.either(store.append(orderId, 1, [requested!]))
+      expect(Either.isLeft(blocked) && blocked.left._tag).toBe("ConcurrencyConflict")
+      expect(yield* store.unpublished(10)).toEqual([])
+      yield* store.append(orderId, 1, [requested!])
+      expect((yield* store.read(orderId)).map((event) => event.version)).toEqual([1, 2])
+      expect((yield* store.unpublished(10)).map((event) => event.version)).toEqual([2])
     }))
 
   it.scoped("hands out at most `limit` unpublished events, in version order per stream", () =>
@@ -59,7 +91,7 @@ describe("EventStoreMongo", () => {
       const [created, requested] = lifecycle(orderId, 2)
       yield* store.append(orderId, 0, [created!, requested!])
       yield* withMongo((client) =>
-        client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COLLECTION).updateOne(
+        client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COMMITS).updateOne(
           { _id: `${orderId}:0` },
           { $set: { "events.1.type": "OrderShipped" } }
         )
@@ -110,7 +142,7 @@ describe("EventStoreMongo", () => {
       const [created] = lifecycle(uniqueOrderId(), 1)
       yield* store.append(created!.streamId, 0, [created!])
       const stored = yield* withMongo((client) =>
-        client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COLLECTION).findOne({
+        client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COMMITS).findOne({
           streamId: created!.streamId
         })
       )
@@ -118,8 +150,6 @@ describe("EventStoreMongo", () => {
         _id: `${created!.streamId}:0`,
         previous: 0,
         version: 1,
-        publishedVersion: 0,
-        pending: true,
         events: [{ version: 1, type: "OrderCreated", occurredAt: DateTime.formatIso(created!.occurredAt) }]
       })
     }))
