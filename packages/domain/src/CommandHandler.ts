@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Array, DateTime, Effect } from "effect"
+import { Array, DateTime, Duration, Effect } from "effect"
 import { EventBus } from "./EventBus.js"
 import { EventStore } from "./EventStore.js"
 import type { Order } from "./Order.js"
@@ -20,6 +20,9 @@ export interface CommandResult {
   readonly events: Array.NonEmptyReadonlyArray<OrderEventEnvelope>
 }
 
+/** How long a command waits for the bus before leaving its events to the outbox relay. */
+export const publishTimeout = Duration.seconds(2)
+
 export class CommandHandler extends Effect.Service<CommandHandler>()("orders/CommandHandler", {
   effect: Effect.gen(function*() {
     const store = yield* EventStore
@@ -27,10 +30,15 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
 
     /**
      * Publishing is best effort here: the events are already durable, and the
-     * outbox relay republishes whatever is left unmarked.
+     * outbox relay republishes whatever is left unmarked. So a command waits
+     * for the bus only briefly: a broker that hangs must not hang the API.
      */
     const publish = (events: Array.NonEmptyReadonlyArray<OrderEventEnvelope>) =>
       bus.publish(events).pipe(
+        Effect.timeoutFail({
+          duration: publishTimeout,
+          onTimeout: () => `no answer from the bus within ${Duration.format(publishTimeout)}`
+        }),
         Effect.zipRight(store.markPublished(Array.lastNonEmpty(events).streamId, Array.lastNonEmpty(events).version)),
         Effect.catchAll((error) => Effect.logWarning("publish failed; the outbox relay will retry", error))
       )

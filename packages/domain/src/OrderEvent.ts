@@ -20,10 +20,21 @@ export const OrderId = Schema.String.pipe(
 ).annotations({ identifier: "OrderId", description: "URL-safe id of an order (1-128 of A-Z a-z 0-9 . _ ~ -)" })
 export type OrderId = typeof OrderId.Type
 
-/** The human name of an order: trimmed, 1-200 characters. */
+const controlCharacter = /\p{Cc}/u
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * The human name of an order: trimmed, 1-200 characters, printable text.
+ * Control characters and lone surrogates are refused at the edge: PostgreSQL
+ * cannot store a NUL, and an event the read model cannot store would stall its
+ * projector.
+ */
 export const OrderName = Schema.Trim.pipe(
   Schema.minLength(1, { message: () => "must not be empty" }),
-  Schema.maxLength(200, { message: () => "must be at most 200 characters" })
+  Schema.maxLength(200, { message: () => "must be at most 200 characters" }),
+  Schema.filter((name) => !controlCharacter.test(name) && !loneSurrogate.test(name), {
+    message: () => "must not contain control characters or unpaired surrogates"
+  })
 ).annotations({ identifier: "OrderName" })
 
 /** Position of an event in its stream: the first event is version 1. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, FastCheck, Layer } from "effect"
-import { CommandHandler } from "../src/CommandHandler.js"
+import { Effect, Either, FastCheck, Fiber, Layer, TestClock } from "effect"
+import { CommandHandler, publishTimeout } from "../src/CommandHandler.js"
 import * as EventBus from "../src/EventBus.js"
 import * as EventStore from "../src/EventStore.js"
 import { CreateOrder, RequestProcessing } from "../src/OrderCommand.js"
@@ -16,6 +16,12 @@ const memory = CommandHandler.Default.pipe(
 const unreachableBus = Layer.succeed(EventBus.EventBus, {
   publish: () => Effect.fail(new ServiceUnavailable({ service: "test bus", message: "down" })),
   subscribe: () => Effect.fail(new ServiceUnavailable({ service: "test bus", message: "down" }))
+})
+
+/** A bus whose broker hangs: publish never answers. */
+const hangingBus = Layer.succeed(EventBus.EventBus, {
+  publish: () => Effect.never,
+  subscribe: () => Effect.never
 })
 
 describe("CommandHandler", () => {
@@ -70,6 +76,20 @@ describe("CommandHandler", () => {
       Effect.provide(CommandHandler.Default.pipe(
         Layer.provideMerge(Layer.merge(EventStore.layerMemory, unreachableBus))
       ))
+    ))
+
+  it.effect("answers within the publish timeout when the bus hangs, leaving the event in the outbox", () =>
+    Effect.gen(function*() {
+      const handler = yield* CommandHandler
+      const store = yield* EventStore.EventStore
+      const orderId = uniqueOrderId()
+      const fiber = yield* Effect.fork(handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata))
+      yield* TestClock.adjust(publishTimeout)
+      const result = yield* Fiber.join(fiber)
+      expect(result.order.status).toBe("new")
+      expect((yield* store.unpublished(10)).map((event) => event.streamId)).toEqual([orderId])
+    }).pipe(
+      Effect.provide(CommandHandler.Default.pipe(Layer.provideMerge(Layer.merge(EventStore.layerMemory, hangingBus))))
     ))
 
   it.effect.prop("versions of the appended events go 1, 2, 3... whatever commands come", [

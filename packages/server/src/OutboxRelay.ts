@@ -14,6 +14,8 @@ export const OutboxRelayConfig = Config.all({
   batchSize: Config.integer("OUTBOX_RELAY_BATCH").pipe(Config.withDefault(500))
 })
 
+const relayPublishTimeout = Duration.seconds(10)
+
 export const makeRelay = (options: { readonly grace: Duration.Duration; readonly batchSize: number }) =>
   Effect.gen(function*() {
     const store = yield* EventStore
@@ -25,7 +27,10 @@ export const makeRelay = (options: { readonly grace: Duration.Duration; readonly
       )
       const streams = Array.groupBy(ripe, (event) => event.streamId)
       for (const events of Object.values(streams)) {
-        yield* bus.publish(events)
+        // A broker that hangs fails this round instead of stalling the relay; the next round retries.
+        yield* bus.publish(events).pipe(
+          Effect.timeoutFail({ duration: relayPublishTimeout, onTimeout: () => "bus timed out" })
+        )
         yield* store.markPublished(Array.lastNonEmpty(events).streamId, Array.lastNonEmpty(events).version)
       }
       if (ripe.length > 0) yield* Effect.logInfo(`relayed ${ripe.length} unpublished events`)

@@ -96,6 +96,8 @@ layer(TestSystem, { excludeTestServices: true })("Orders API", (it) => {
       ["an id with a space", "{\"id\":\"a b\",\"name\":\"x\"}", "id: must contain only letters, digits and . _ ~ -"],
       ["an id too long", JSON.stringify({ id: "x".repeat(129), name: "x" }), "id: must be at most 128 characters"],
       ["a blank name", "{\"id\":\"ok\",\"name\":\"   \"}", "name: must not be empty"],
+      ["a name with a NUL", "{\"id\":\"ok\",\"name\":\"a\\u0000b\"}", "name: must not contain control characters"],
+      ["a name with a lone surrogate", "{\"id\":\"ok\",\"name\":\"a\\ud800\"}", "name: must not contain control"],
       ["a status other than new", "{\"id\":\"ok\",\"name\":\"x\",\"status\":\"processed\"}", "status: Expected \"new\""]
     ]
     for (const [what, body, message] of cases) {
