@@ -7,12 +7,15 @@
 import { Schema } from "effect"
 import { OrderStatus } from "./Order.js"
 
+/** The fields of these errors come from decoded values: validating them again would only cost. */
+const trusted = { disableValidation: true }
+
 export class OrderNotFound extends Schema.TaggedError<OrderNotFound>()("OrderNotFound", {
   orderId: Schema.String,
   message: Schema.String
 }) {
   static of(orderId: string) {
-    return new OrderNotFound({ orderId, message: `order '${orderId}' does not exist` })
+    return new OrderNotFound({ orderId, message: `order '${orderId}' does not exist` }, trusted)
   }
 }
 
@@ -21,7 +24,7 @@ export class OrderAlreadyExists extends Schema.TaggedError<OrderAlreadyExists>()
   message: Schema.String
 }) {
   static of(orderId: string) {
-    return new OrderAlreadyExists({ orderId, message: `order '${orderId}' already exists` })
+    return new OrderAlreadyExists({ orderId, message: `order '${orderId}' already exists` }, trusted)
   }
 }
 
@@ -38,7 +41,7 @@ export class InvalidOrderTransition extends Schema.TaggedError<InvalidOrderTrans
       status,
       command,
       message: `cannot ${command} order '${orderId}': it is ${status}`
-    })
+    }, trusted)
   }
 }
 
@@ -53,7 +56,7 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
       streamId,
       expectedVersion,
       message: `order '${streamId}' changed concurrently (expected version ${expectedVersion}); retry`
-    })
+    }, trusted)
   }
 }
 

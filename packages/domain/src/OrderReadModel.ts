@@ -27,21 +27,34 @@ export interface OrderReadModelShape {
 
 export class OrderReadModel extends Context.Tag("orders/OrderReadModel")<OrderReadModel, OrderReadModelShape>() {}
 
+/** The read model kept in process memory, with its ids kept sorted so that a page costs its size, not the table's. */
 export const makeMemory: Effect.Effect<OrderReadModelShape> = Effect.sync(() => {
   const rows = new Map<string, Order>()
+  const sortedIds: Array<string> = []
+  /** Index of the first id greater than `id` (binary search). */
+  const indexAfter = (id: string) => {
+    let low = 0
+    let high = sortedIds.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if (sortedIds[middle]! <= id) low = middle + 1
+      else high = middle
+    }
+    return low
+  }
   return {
     get: (id) => Effect.sync(() => Option.fromNullable(rows.get(id))),
     list: ({ after, limit }) =>
-      Effect.sync(() =>
-        [...rows.values()]
-          .filter((order) => after === undefined || order.id > after)
-          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-          .slice(0, limit)
-      ),
+      Effect.sync(() => {
+        const start = after === undefined ? 0 : indexAfter(after)
+        return sortedIds.slice(start, start + limit).map((id) => rows.get(id)!)
+      }),
     save: (order) =>
       Effect.sync(() => {
         const stored = rows.get(order.id)
-        if (stored === undefined || stored.version < order.version) rows.set(order.id, order)
+        if (stored !== undefined && stored.version >= order.version) return
+        if (stored === undefined) sortedIds.splice(indexAfter(order.id), 0, order.id)
+        rows.set(order.id, order)
       })
   }
 })
