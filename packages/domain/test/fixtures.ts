@@ -1,4 +1,4 @@
-import { DateTime } from "effect"
+import { DateTime, Duration, Effect, Schedule } from "effect"
 import type { OrderEvent as Event } from "../src/OrderEvent.js"
 import { EventMetadata, OrderEventEnvelope, OrderId } from "../src/OrderEvent.js"
 import * as OrderEvent from "../src/OrderEvent.js"
@@ -26,3 +26,14 @@ export const lifecycle = (orderId: OrderId, length: 1 | 2 | 3 = 3): Array<OrderE
     OrderEvent.OrderProcessingRequested.make({ orderId }),
     OrderEvent.OrderProcessed.make({ orderId })
   ].slice(0, length).map((data, i) => envelope(i + 1, data))
+
+/** Polls `get` until `done` holds, for at most 30 s: a lost message fails the test's assertion instead of hanging it. */
+export const waitFor = <A, E, R>(get: Effect.Effect<A, E, R>, done: (value: A) => boolean) =>
+  get.pipe(
+    Effect.filterOrFail(done, () => "not yet" as const),
+    Effect.retry({
+      while: (error) => error === "not yet",
+      schedule: Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(30)))
+    }),
+    Effect.catchIf((error) => error === "not yet", () => get)
+  )

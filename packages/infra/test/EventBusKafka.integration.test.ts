@@ -3,11 +3,11 @@ import { EventBus } from "@orders/domain/EventBus"
 import { ServiceUnavailable } from "@orders/domain/OrderError"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { OrderProcessingRequested } from "@orders/domain/OrderEvent"
-import { Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Scope, TestClock, TestContext } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock, TestContext } from "effect"
 import type { IHeaders, Message } from "kafkajs"
 import { Kafka, logLevel } from "kafkajs"
 import { eventBusContract } from "../../domain/test/contract/EventBusContract.js"
-import { envelope, lifecycle, uniqueOrderId } from "../../domain/test/fixtures.js"
+import { envelope, lifecycle, uniqueOrderId, waitFor } from "../../domain/test/fixtures.js"
 import * as EventBusKafka from "../src/EventBusKafka.js"
 import { StartupError } from "../src/Startup.js"
 
@@ -36,14 +36,6 @@ afterAll(async () => {
 })
 
 eventBusContract("Kafka", EventBusKafka.layer(options(contractTopic)))
-
-/** Polls until `done` holds: bounded, so a lost message fails the test instead of hanging it. */
-const waitFor = <A>(get: Effect.Effect<A>, done: (value: A) => boolean) =>
-  get.pipe(
-    Effect.filterOrFail(done, () => "not yet"),
-    Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(30)))),
-    Effect.orElse(() => get)
-  )
 
 const append = <A>(ref: Ref.Ref<ReadonlyArray<A>>, item: A) => Ref.update(ref, (all) => [...all, item])
 

@@ -1,19 +1,11 @@
 import { expect, layer } from "@effect/vitest"
 import type { Layer } from "effect"
-import { Duration, Effect, Ref, Schedule } from "effect"
+import { Duration, Effect, Ref } from "effect"
 import { EventBus } from "../../src/EventBus.js"
 import type { OrderEventEnvelope } from "../../src/OrderEvent.js"
-import { lifecycle, uniqueOrderId } from "../fixtures.js"
+import { lifecycle, uniqueOrderId, waitFor } from "../fixtures.js"
 
 const eventKey = (event: OrderEventEnvelope) => `${event.streamId}@${event.version}`
-
-/** Polls until `done` holds for what was received: bounded, so a lost event fails the test instead of hanging it. */
-const waitFor = <A>(received: Ref.Ref<ReadonlyArray<A>>, done: (items: ReadonlyArray<A>) => boolean) =>
-  Ref.get(received).pipe(
-    Effect.filterOrFail(done, () => "not yet"),
-    Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(30)))),
-    Effect.orElse(() => Ref.get(received))
-  )
 
 /** Keeps only the first delivery of each event, for asserting order despite at-least-once redelivery. */
 const firstDeliveries = (events: ReadonlyArray<OrderEventEnvelope>) => {
@@ -43,7 +35,9 @@ export const eventBusContract = <E>(name: string, busLayer: Layer.Layer<EventBus
           }))
         yield* bus.publish(published)
         for (const into of received) {
-          const events = firstDeliveries(yield* waitFor(into, (all) => firstDeliveries(all).length >= published.length))
+          const events = firstDeliveries(
+            yield* waitFor(Ref.get(into), (all) => firstDeliveries(all).length >= published.length)
+          )
           expect(events.map(eventKey).sort()).toEqual(published.map(eventKey).sort())
           for (const order of ours) {
             expect(events.filter((event) => event.streamId === order).map((event) => event.version)).toEqual([1, 2, 3])
@@ -69,7 +63,7 @@ export const eventBusContract = <E>(name: string, busLayer: Layer.Layer<EventBus
             })
         )
         yield* bus.publish(events)
-        const seen = yield* waitFor(attempts, (all) => all.includes(3))
+        const seen = yield* waitFor(Ref.get(attempts), (all) => all.includes(3))
         expect(seen.filter((version) => version === 2).length).toBeGreaterThanOrEqual(3)
         expect(seen.indexOf(3)).toBeGreaterThan(seen.lastIndexOf(2))
       }))
@@ -85,12 +79,12 @@ export const eventBusContract = <E>(name: string, busLayer: Layer.Layer<EventBus
           ours.has(event.streamId) ? Ref.update(received, (all) => [...all, event]) : Effect.void)
 
         yield* bus.publish(first)
-        yield* Effect.scoped(consume.pipe(Effect.zipRight(waitFor(received, (all) =>
+        yield* Effect.scoped(consume.pipe(Effect.zipRight(waitFor(Ref.get(received), (all) =>
           all.length >= 3))))
         yield* bus.publish(second)
         yield* Ref.set(received, [])
         const resumed = yield* Effect.scoped(
-          consume.pipe(Effect.zipRight(waitFor(received, (all) =>
+          consume.pipe(Effect.zipRight(waitFor(Ref.get(received), (all) =>
             all.some((e) =>
               e.streamId === second[0]!.streamId && e.version === 3
             ))))
