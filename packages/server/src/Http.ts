@@ -9,6 +9,7 @@ import {
   HttpIncomingMessage,
   HttpMiddleware,
   HttpServer,
+  HttpServerError,
   HttpServerRequest
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -28,16 +29,16 @@ const describeIssues = (issues: HttpApiError.HttpApiDecodeError["issues"]) => {
   return [...byField.values()].join("; ")
 }
 
-const isMalformedBody = (defect: unknown): defect is { readonly reason: string; readonly cause?: unknown } =>
-  typeof defect === "object" && defect !== null && "_tag" in defect && defect._tag === "RequestError" &&
-  "reason" in defect && defect.reason === "Decode"
+const isMalformedBody = (defect: unknown): defect is HttpServerError.RequestError =>
+  defect instanceof HttpServerError.RequestError && defect.reason === "Decode"
 
 /**
- * Every 400 says what is wrong in one line naming the fields, with the
- * structured issues beside it. Out of the box a body that is not JSON gets an
- * empty 400 and a payload error a multi-line tree.
+ * Bad requests answered as such: a body over 64 KiB gets a 413 before it is
+ * read, and every 400 says what is wrong in one line naming the fields, with
+ * the structured issues beside it. Out of the box a body that is not JSON gets
+ * an empty 400 and a payload error a multi-line tree.
  */
-const ReadableBadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
+const BadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
   HttpServerRequest.HttpServerRequest.pipe(
     // Refused before reading: past the limit while reading, Node can only drop the connection.
     Effect.filterOrFail(
@@ -65,7 +66,7 @@ const ReadableBadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
 
 export const ApiLive = HttpApiBuilder.api(OrdersApi).pipe(
   Layer.provide(OrdersHandlers),
-  Layer.provide(ReadableBadRequests)
+  Layer.provide(BadRequests)
 )
 
 const NodeServerLive = Layer.unwrapEffect(Effect.gen(function*() {
