@@ -80,6 +80,21 @@ layer(TestSystem, { excludeTestServices: true })("Orders API", (it) => {
         })
       }))
 
+    it.effect("lets exactly one of many concurrent writers through, and tells the others 409", () =>
+      Effect.gen(function*() {
+        yield* create({ id: "race-1", name: "x" })
+        const answers = yield* Effect.all(Array.from({ length: 20 }, () => post("/race-1", "")), {
+          concurrency: "unbounded"
+        })
+        expect(answers.filter((answer) => answer.status === 202)).toHaveLength(1)
+        expect(answers.filter((answer) => answer.status === 409)).toHaveLength(19)
+        const creates = yield* Effect.all(Array.from({ length: 20 }, () => create({ id: "race-2", name: "x" })), {
+          concurrency: "unbounded"
+        })
+        expect(creates.filter((answer) => answer.status === 201)).toHaveLength(1)
+        expect(creates.filter((answer) => answer.status === 409)).toHaveLength(19)
+      }))
+
     it.effect("refuses to process an unknown order with 404", () =>
       Effect.gen(function*() {
         expect(yield* post("/nobody", "")).toMatchObject({ status: 404, body: { _tag: "OrderNotFound" } })
