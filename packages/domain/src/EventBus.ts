@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { Scope } from "effect"
-import { Context, Deferred, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Deferred, Duration, Effect, FiberSet, Layer, Schedule } from "effect"
 import type { ServiceUnavailable } from "./OrderError.js"
 import type { OrderEventEnvelope } from "./OrderEvent.js"
 
@@ -48,14 +48,20 @@ export const handleUntilDone = <R>(handler: EventHandler<R>, group: string, even
     Effect.orDie
   )
 
+/** How many orders' events one consumer group of the in-memory bus handles at once. */
+const memoryConcurrency = 64
+
 /**
- * The bus kept in process memory: one log, and per group the offset of the
- * next event to deliver, which advances only after the handler succeeded.
- * Delivery within a group is sequential, hence in order per order id.
+ * The bus kept in process memory: one log, and per group the offset up to
+ * which every event was handled. A group handles the events of different
+ * orders concurrently (a slow handler, like the processor's mock work, then
+ * holds up only its own order) and those of one order one after the other.
+ * Its offset advances only past events whose handler succeeded, so a group
+ * that subscribes again gets every unfinished event again.
  */
 export const makeMemory: Effect.Effect<EventBusShape> = Effect.gen(function*() {
   const log: Array<OrderEventEnvelope> = []
-  const offsets = new Map<string, number>()
+  const committed = new Map<string, number>()
   let appended = yield* Deferred.make<void>()
 
   const publish: EventBusShape["publish"] = (events) =>
@@ -71,17 +77,48 @@ export const makeMemory: Effect.Effect<EventBusShape> = Effect.gen(function*() {
       )
     })
 
-  const consume = <R>(group: string, handler: EventHandler<R>): Effect.Effect<never, never, R> =>
-    Effect.suspend(() => {
-      const offset = offsets.get(group) ?? 0
-      const event = log[offset]
-      if (event === undefined) return Deferred.await(appended)
-      return handleUntilDone(handler, group, event).pipe(Effect.tap(() => offsets.set(group, offset + 1)))
-    }).pipe(Effect.forever)
+  const consume = <R>(group: string, handler: EventHandler<R>) =>
+    Effect.gen(function*() {
+      const slots = yield* Effect.makeSemaphore(memoryConcurrency)
+      const handling = yield* FiberSet.make<void>()
+      const inFlight = new Set<number>()
+      /** Per order, the completion of its latest dispatched event: the next one waits for it. */
+      const latest = new Map<string, Deferred.Deferred<void>>()
+      let next = committed.get(group) ?? 0
+
+      const handle = (event: OrderEventEnvelope, offset: number, previous: Deferred.Deferred<void> | undefined) =>
+        Effect.gen(function*() {
+          const done = yield* Deferred.make<void>()
+          latest.set(event.streamId, done)
+          inFlight.add(offset)
+          yield* FiberSet.run(
+            handling,
+            Effect.gen(function*() {
+              if (previous !== undefined) yield* Deferred.await(previous)
+              yield* handleUntilDone(handler, group, event)
+              inFlight.delete(offset)
+              committed.set(group, inFlight.size === 0 ? next : Math.min(...inFlight))
+              if (latest.get(event.streamId) === done) latest.delete(event.streamId)
+              yield* Deferred.succeed(done, undefined)
+            }).pipe(Effect.ensuring(slots.release(1)))
+          )
+        })
+
+      while (true) {
+        const event = log[next]
+        if (event === undefined) {
+          yield* Deferred.await(appended)
+          continue
+        }
+        yield* slots.take(1)
+        const offset = next++
+        yield* handle(event, offset, latest.get(event.streamId))
+      }
+    })
 
   return {
     publish,
-    subscribe: (group, handler) => Effect.asVoid(Effect.forkScoped(consume(group, handler)))
+    subscribe: (group, handler) => Effect.asVoid(Effect.forkScoped(Effect.scoped(consume(group, handler))))
   }
 })
 
