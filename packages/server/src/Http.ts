@@ -10,7 +10,8 @@ import {
   HttpMiddleware,
   HttpServer,
   HttpServerError,
-  HttpServerRequest
+  HttpServerRequest,
+  HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CommandHandler } from "@orders/domain/CommandHandler"
@@ -34,7 +35,7 @@ const isMalformedBody = (defect: unknown): defect is HttpServerError.RequestErro
 
 /**
  * Bad requests answered as such: a body over 64 KiB gets a 413 before it is
- * read, and every 400 says what is wrong in one line naming the fields, with
+ * read, an unknown route a JSON 404, and every 400 says what is wrong in one line naming the fields, with
  * the structured issues beside it. Out of the box a body that is not JSON gets
  * an empty 400 and a payload error a multi-line tree.
  */
@@ -61,12 +62,28 @@ const BadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
       error instanceof HttpApiError.HttpApiDecodeError && error.issues.length > 0
         ? new HttpApiError.HttpApiDecodeError({ issues: error.issues, message: describeIssues(error.issues) })
         : error
+    ),
+    // A path or method the API does not have gets a JSON 404 like every other error, not an empty one.
+    Effect.catchIf(
+      (error) => error instanceof HttpServerError.RouteNotFound,
+      () =>
+        HttpServerRequest.HttpServerRequest.pipe(
+          Effect.flatMap((request) =>
+            HttpServerResponse.json(
+              { _tag: "RouteNotFound", message: `no route for ${request.method} ${request.url}` },
+              { status: 404 }
+            )
+          ),
+          Effect.orDie
+        )
     )
   ))
 
 export const ApiLive = HttpApiBuilder.api(OrdersApi).pipe(
   Layer.provide(OrdersHandlers),
-  Layer.provide(BadRequests)
+  Layer.provide(BadRequests),
+  // As the original: any origin may call the API from a browser.
+  Layer.provide(HttpApiBuilder.middlewareCors())
 )
 
 const NodeServerLive = Layer.unwrapEffect(Effect.gen(function*() {

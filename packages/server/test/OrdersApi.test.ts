@@ -201,6 +201,24 @@ layer(TestSystem, { excludeTestServices: true })("Orders API", (it) => {
   })
 
   describe("contract", () => {
+    it.effect("answers an unknown route with a JSON 404", () =>
+      Effect.gen(function*() {
+        expect(yield* send(HttpClientRequest.del("/x"))).toEqual({
+          status: 404,
+          body: { _tag: "RouteNotFound", message: "no route for DELETE /x" }
+        })
+        expect((yield* get("/a/b")).body).toMatchObject({ _tag: "RouteNotFound" })
+      }))
+
+    it.effect("lets browsers of any origin call it, as the original did", () =>
+      Effect.gen(function*() {
+        const client = yield* HttpClient.HttpClient
+        const response = yield* client.execute(
+          HttpClientRequest.get("/").pipe(HttpClientRequest.setHeader("origin", "http://elsewhere.example"))
+        )
+        expect(response.headers["access-control-allow-origin"]).toBe("*")
+      }).pipe(Effect.scoped))
+
     it.effect("serves its OpenAPI document and Swagger UI", () =>
       Effect.gen(function*() {
         const spec = (yield* get("/openapi.json")).body as { paths: Record<string, unknown> }
