@@ -3,13 +3,12 @@
  * what to start when it is not there, instead of skipping.
  */
 import { Socket } from "node:net"
+import { databaseUrl, kafkaBrokers, mongoUri } from "./stack.js"
 
 const targets = () => {
-  const mongo = new URL(process.env.MONGODB_URI ?? "mongodb://127.0.0.1:27017/orders")
-  const postgres = new URL(process.env.DATABASE_URL ?? "postgres://orders:orders@127.0.0.1:5432/orders")
-  const [kafkaHost = "127.0.0.1", kafkaPort = "9092"] = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092")
-    .split(",")[0]!
-    .split(":")
+  const mongo = new URL(mongoUri)
+  const postgres = new URL(databaseUrl)
+  const [kafkaHost = "127.0.0.1", kafkaPort = "9092"] = kafkaBrokers[0]!.split(":")
   return [
     { service: "MongoDB (MONGODB_URI)", host: mongo.hostname, port: Number(mongo.port || 27017) },
     { service: "PostgreSQL (DATABASE_URL)", host: postgres.hostname, port: Number(postgres.port || 5432) },
