@@ -43,7 +43,8 @@ export const ListOrdersParams = Schema.Struct({
       description: `Page size, 1-${MaxPageSize} (default ${MaxPageSize})`
     })
   ),
-  after: Schema.optional(Schema.String.annotations({ description: "Return orders whose id sorts after this one" }))
+  // An id, not any string: the cursor reaches PostgreSQL, which refuses a NUL.
+  after: Schema.optional(OrderId.annotations({ description: "Return orders whose id sorts after this one" }))
 }).annotations(reportAllErrors)
 
 export class OrdersGroup extends HttpApiGroup.make("orders")

@@ -143,13 +143,17 @@ layer(TestSystem, { excludeTestServices: true })("Orders API", (it) => {
         expect((yield* get("/huge")).status).toBe(404)
       }))
 
-    it.effect("rejects a bad page size", () =>
+    it.effect("rejects a bad page size or cursor", () =>
       Effect.gen(function*() {
         expect(yield* get("/?limit=0")).toMatchObject({
           status: 400,
           body: { message: expect.stringContaining("limit") }
         })
         expect(yield* get("/?limit=abc")).toMatchObject({ status: 400 })
+        expect(yield* get("/?after=%00")).toMatchObject({
+          status: 400,
+          body: { message: expect.stringContaining("after") }
+        })
       }))
 
     it.effect.prop("never answers 5xx, whatever the body", [
