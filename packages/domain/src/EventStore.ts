@@ -51,38 +51,43 @@ interface MemoryStream {
 /**
  * The event store kept in process memory: same guarantees as the real one, lost
  * on exit. Each operation is one synchronous step, so appends cannot interleave.
+ * Streams with unpublished events are kept apart, so that the relay's poll
+ * costs what is pending, not the whole store.
  */
 export const makeMemory: Effect.Effect<EventStoreShape> = Effect.sync(() => {
   const streams = new Map<OrderId, MemoryStream>()
+  const pending = new Set<MemoryStream>()
   return {
     read: (streamId) => Effect.sync(() => [...(streams.get(streamId)?.events ?? [])]),
     append: (streamId, expectedVersion, events) =>
       assertContiguous(streamId, expectedVersion, events).pipe(
         Effect.zipRight(Effect.suspend(() => {
-          const stream = streams.get(streamId)
-          if ((stream?.events.length ?? 0) !== expectedVersion) {
+          const existing = streams.get(streamId)
+          if ((existing?.events.length ?? 0) !== expectedVersion) {
             return Effect.fail(ConcurrencyConflict.of(streamId, expectedVersion))
           }
-          if (stream === undefined) streams.set(streamId, { events: [...events], publishedVersion: 0 })
-          else stream.events.push(...events)
+          const stream = existing ?? { events: [], publishedVersion: 0 }
+          stream.events.push(...events)
+          streams.set(streamId, stream)
+          pending.add(stream)
           return Effect.void
         }))
       ),
     unpublished: (limit) =>
       Effect.sync(() => {
-        const pending: Array<OrderEventEnvelope> = []
-        for (const stream of streams.values()) {
-          if (pending.length >= limit) break
-          pending.push(
-            ...stream.events.slice(stream.publishedVersion, stream.publishedVersion + limit - pending.length)
-          )
+        const found: Array<OrderEventEnvelope> = []
+        for (const stream of pending) {
+          if (found.length >= limit) break
+          found.push(...stream.events.slice(stream.publishedVersion, stream.publishedVersion + limit - found.length))
         }
-        return pending
+        return found
       }),
     markPublished: (streamId, version) =>
       Effect.sync(() => {
         const stream = streams.get(streamId)
-        if (stream !== undefined) stream.publishedVersion = Math.max(stream.publishedVersion, version)
+        if (stream === undefined) return
+        stream.publishedVersion = Math.max(stream.publishedVersion, version)
+        if (stream.publishedVersion >= stream.events.length) pending.delete(stream)
       })
   }
 })
