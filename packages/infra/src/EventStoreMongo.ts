@@ -77,6 +77,17 @@ const ORPHAN_AFTER_MS = 60_000
 
 const commitId = (streamId: string, previous: number) => `${streamId}:${previous}`
 
+/** A commit as this process knows it, its events decoded. */
+interface KnownCommit {
+  readonly streamId: string
+  readonly previous: number
+  readonly version: number
+  readonly events: ReadonlyArray<OrderEventEnvelope>
+}
+
+/** About 10 MB of commits remembered per process. */
+const KNOWN_COMMITS = 10_000
+
 const SERVICE = "MongoDB"
 const DUPLICATE_KEY = 11000
 
@@ -218,8 +229,29 @@ export const make = (options: MongoOptions) =>
     const commits: Collection<CommitDocument> = db.collection<CommitDocument>(COMMITS)
     const outbox: Collection<OutboxDocument> = db.collection<OutboxDocument>(OUTBOX)
 
-    const commitAt = (streamId: string, previous: number) =>
-      attempt("read", () => commits.findOne({ _id: commitId(streamId, previous) }))
+    /**
+     * Commits never change once written, so the ones this process has written
+     * or read are kept, decoded: a stream read asks the server only for the
+     * commit after the last one known, and the append's head check for none.
+     */
+    const known = new Map<string, KnownCommit>()
+    const remember = (commit: KnownCommit) => {
+      known.set(commitId(commit.streamId, commit.previous), commit)
+      if (known.size > KNOWN_COMMITS) known.delete(known.keys().next().value!)
+    }
+
+    const commitAt = (streamId: string, previous: number): Effect.Effect<KnownCommit | null, ServiceUnavailable> => {
+      const cached = known.get(commitId(streamId, previous))
+      if (cached !== undefined) return Effect.succeed(cached)
+      return attempt("read", () => commits.findOne({ _id: commitId(streamId, previous) })).pipe(
+        Effect.flatMap((found) =>
+          found === null ? Effect.succeed(null) : decodeStored(streamId, found.events, found.previous + 1).pipe(
+            Effect.map((events) => ({ streamId, previous: found.previous, version: found.version, events })),
+            Effect.tap(remember)
+          )
+        )
+      )
+    }
 
     /**
      * True when a commit ends exactly at `version`: only such a version can be
@@ -264,6 +296,7 @@ export const make = (options: MongoOptions) =>
         () => commits.insertOne({ _id, streamId, previous: expectedVersion, version, events: events.map(encodeEvent) }),
         duplicateIsConflict
       ).pipe(
+        Effect.tap(() => remember({ streamId, previous: expectedVersion, version, events })),
         // The version was taken after all (its marker already gone): ours must not make the relay republish it.
         Effect.tapError((error) =>
           error._tag === "ConcurrencyConflict"
@@ -277,7 +310,7 @@ export const make = (options: MongoOptions) =>
       const events: Array<OrderEventEnvelope> = []
       let commit = yield* commitAt(streamId, 0)
       while (commit !== null) {
-        events.push(...(yield* decodeStored(streamId, commit.events, commit.previous + 1)))
+        events.push(...commit.events)
         commit = yield* commitAt(streamId, commit.version)
       }
       return events

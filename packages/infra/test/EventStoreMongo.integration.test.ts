@@ -35,6 +35,23 @@ describe("EventStoreMongo", () => {
       )
     }))
 
+  it.scoped("sees what another process appended, whatever this one remembers", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const api = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const processor = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const [created, requested, processed] = lifecycle(uniqueOrderId())
+      const orderId = created!.streamId
+      yield* api.append(orderId, 0, [created!])
+      expect((yield* processor.read(orderId)).map((event) => event.version)).toEqual([1])
+      yield* processor.append(orderId, 1, [requested!])
+      expect((yield* api.read(orderId)).map((event) => event.version)).toEqual([1, 2])
+      const stale = yield* Effect.either(processor.append(orderId, 1, [requested!]))
+      expect(Either.isLeft(stale) && stale.left._tag).toBe("ConcurrencyConflict")
+      yield* api.append(orderId, 2, [processed!])
+      expect((yield* processor.read(orderId)).map((event) => event.version)).toEqual([1, 2, 3])
+    }))
+
   it.scoped("clears the outbox marker of a writer that died before its commit, so the stream goes on", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
@@ -96,7 +113,9 @@ describe("EventStoreMongo", () => {
           { $set: { "events.1.type": "OrderShipped" } }
         )
       )
-      const exit = yield* Effect.exit(store.read(orderId))
+      // Another process, which has not read the commit before it went bad.
+      const reader = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const exit = yield* Effect.exit(reader.read(orderId))
       expect(Exit.isFailure(exit) && !Exit.isInterrupted(exit)).toBe(true)
       const defect = Exit.isFailure(exit) ? String(exit.cause) : ""
       expect(defect).toContain(`stream '${orderId}' version 2`)
