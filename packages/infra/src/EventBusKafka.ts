@@ -22,7 +22,7 @@ export interface EventBusKafkaOptions {
   readonly clientId: string
   /** Default `orders.events`. */
   readonly topic?: string
-  /** Partitions of the topics created at start-up, and how many a consumer handles at once. Default 3. */
+  /** Partitions of the topics created at start-up, and how many a consumer handles at once. Default 12: the processor works on that many orders at once. */
   readonly partitions?: number
   /** Default 1 (a single broker). */
   readonly replicationFactor?: number
@@ -89,7 +89,7 @@ export const make = (options: EventBusKafkaOptions): Effect.Effect<EventBusShape
     const address = brokers.join(",")
     const topic = options.topic ?? "orders.events"
     const deadLetterTopic = options.deadLetterTopic ?? `${topic}.dlq`
-    const partitions = options.partitions ?? 3
+    const partitions = options.partitions ?? 12
     const idempotent = options.idempotent ?? true
     const millis = (duration: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
       Duration.toMillis(duration ?? fallback)
@@ -339,7 +339,7 @@ export const layer = (options: EventBusKafkaOptions): Layer.Layer<EventBus, Star
 
 /**
  * `KAFKA_BROKERS` (comma-separated, default `127.0.0.1:9092`), `KAFKA_TOPIC`
- * (default `orders.events`), `KAFKA_PARTITIONS` (default 3),
+ * (default `orders.events`), `KAFKA_PARTITIONS` (default 12),
  * `KAFKA_CLIENT_ID` (default `orders`), `KAFKA_REPLICATION_FACTOR` (default 1).
  */
 export const layerConfig = Layer.unwrapEffect(
@@ -351,7 +351,7 @@ export const layerConfig = Layer.unwrapEffect(
     ),
     topic: Config.string("KAFKA_TOPIC").pipe(Config.withDefault("orders.events")),
     partitions: Config.integer("KAFKA_PARTITIONS").pipe(
-      Config.withDefault(3),
+      Config.withDefault(12),
       Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 })
     ),
     replicationFactor: Config.integer("KAFKA_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
