@@ -240,16 +240,23 @@ export const make = (options: MongoOptions) =>
       if (known.size > KNOWN_COMMITS) known.delete(known.keys().next().value!)
     }
 
+    /** Decodes a commit read from the server, and remembers it. */
+    const learn = (found: CommitDocument): Effect.Effect<KnownCommit> =>
+      decodeStored(found.streamId, found.events, found.previous + 1).pipe(
+        Effect.map((events) => ({
+          streamId: found.streamId,
+          previous: found.previous,
+          version: found.version,
+          events
+        })),
+        Effect.tap(remember)
+      )
+
     const commitAt = (streamId: string, previous: number): Effect.Effect<KnownCommit | null, ServiceUnavailable> => {
       const cached = known.get(commitId(streamId, previous))
       if (cached !== undefined) return Effect.succeed(cached)
       return attempt("read", () => commits.findOne({ _id: commitId(streamId, previous) })).pipe(
-        Effect.flatMap((found) =>
-          found === null ? Effect.succeed(null) : decodeStored(streamId, found.events, found.previous + 1).pipe(
-            Effect.map((events) => ({ streamId, previous: found.previous, version: found.version, events })),
-            Effect.tap(remember)
-          )
-        )
+        Effect.flatMap((found) => found === null ? Effect.succeed(null) : learn(found))
       )
     }
 
@@ -321,9 +328,17 @@ export const make = (options: MongoOptions) =>
       if (limit <= 0) return events
       const markers = yield* attempt("unpublished", () => outbox.find().sort({ streamId: 1, version: 1 }).toArray())
       if (markers.length === 0) return events
-      const found = yield* attempt("unpublished", () =>
-        commits.find({ _id: { $in: markers.map((marker) => marker._id) } }).toArray())
-      const byId = new Map(found.map((commit) => [commit._id, commit]))
+      // Usually this process wrote the commits itself: only the others are asked for, in one query.
+      const byId = new Map<string, KnownCommit>()
+      for (const marker of markers) {
+        const cached = known.get(marker._id)
+        if (cached !== undefined) byId.set(marker._id, cached)
+      }
+      const missing = markers.filter((marker) => !byId.has(marker._id)).map((marker) => marker._id)
+      if (missing.length > 0) {
+        const found = yield* attempt("unpublished", () => commits.find({ _id: { $in: missing } }).toArray())
+        for (const commit of found) byId.set(commit._id, yield* learn(commit))
+      }
       for (const marker of markers) {
         if (events.length >= limit) {
           break
@@ -332,14 +347,12 @@ export const make = (options: MongoOptions) =>
         if (commit === undefined) {
           // Being appended right now, or an orphan of a writer that died between the two inserts.
           if (Date.now() - marker.createdAt.getTime() > ORPHAN_AFTER_MS) {
-            yield* attempt("unpublished", () =>
-              outbox.deleteOne({ _id: marker._id, createdAt: marker.createdAt }))
+            yield* attempt("unpublished", () => outbox.deleteOne({ _id: marker._id, createdAt: marker.createdAt }))
           }
           continue
         }
-        const decoded = yield* decodeStored(commit.streamId, commit.events, commit.previous + 1)
         const skip = Math.max(0, marker.publishedVersion - commit.previous)
-        events.push(...decoded.slice(skip, skip + limit - events.length))
+        events.push(...commit.events.slice(skip, skip + limit - events.length))
       }
       return events
     })

@@ -35,9 +35,10 @@ const isMalformedBody = (defect: unknown): defect is HttpServerError.RequestErro
 
 /**
  * Bad requests answered as such: a body over 64 KiB gets a 413 before it is
- * read, an unknown route a JSON 404, and every 400 says what is wrong in one line naming the fields, with
- * the structured issues beside it. Out of the box a body that is not JSON gets
- * an empty 400 and a payload error a multi-line tree.
+ * read, an unknown route a JSON 404, and every 400 says what is wrong in one
+ * line naming the fields, with the structured issues beside it. Out of the box
+ * a body that is not JSON gets an empty 400 and a payload error a multi-line
+ * tree.
  */
 const BadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
   HttpServerRequest.HttpServerRequest.pipe(
