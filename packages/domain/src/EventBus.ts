@@ -5,121 +5,293 @@
  * @since 0.1.0
  */
 import type { Scope } from "effect"
-import { Context, Deferred, Duration, Effect, FiberSet, Layer, Schedule } from "effect"
+import { Cause, Context, Data, Deferred, Duration, Effect, FiberSet, Layer, PubSub, Queue, Schedule } from "effect"
 import type { ServiceUnavailable } from "./OrderError.js"
 import type { OrderEventEnvelope } from "./OrderEvent.js"
+import { encodeEvent } from "./OrderEvent.js"
 
-/** What a subscriber does with one event. A failure means "not handled": the event is delivered again. */
+/** What a subscriber does with one event. A failure (or a defect) means "not handled". */
 export type EventHandler<R> = (event: OrderEventEnvelope) => Effect.Effect<void, unknown, R>
 
+/**
+ * How a consumer treats an event whose handler fails: `attempts` tries in
+ * all, `backoff` apart (doubling, at most `maxBackoff`); then the event is
+ * parked in the dead-letter log with its cause, acknowledged, and the
+ * consumer moves on. The same for every bus.
+ */
+export interface DeliveryPolicy {
+  readonly attempts: number
+  readonly backoff: Duration.Duration
+  readonly maxBackoff: Duration.Duration
+}
+
+export const defaultDeliveryPolicy: DeliveryPolicy = {
+  attempts: 8,
+  backoff: Duration.millis(100),
+  maxBackoff: Duration.seconds(5)
+}
+
+/** A message a consumer group gave up on: an event whose handler kept failing, or a message that is not an event. */
+export interface DeadLetter {
+  readonly group: string
+  readonly reason: string
+  /** The message's key: the order id. */
+  readonly key: string | undefined
+  /** The message as it was received (the encoded event, as JSON). */
+  readonly payload: string
+}
+
+/** The consumer stopped for good (the client gave up): the program must end so that its supervisor restarts it. */
+export class ConsumerStopped extends Data.TaggedError("ConsumerStopped")<{
+  readonly group: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `consumer group '${this.group}' stopped: ${
+      this.cause instanceof Error ? this.cause.message : String(this.cause)
+    }`
+  }
+}
+
+/** A running consumer. */
+export interface Subscription {
+  /** Fails once the consumer has stopped for good; never succeeds. Interrupted with the Scope. */
+  readonly stopped: Effect.Effect<never, ConsumerStopped>
+}
+
 export interface EventBusShape {
+  /** Succeeds only once the bus has durably accepted every event (Kafka: acknowledged by all in-sync replicas). */
   readonly publish: (events: ReadonlyArray<OrderEventEnvelope>) => Effect.Effect<void, ServiceUnavailable>
   /**
    * Consumes as a member of the consumer group `group` for as long as the Scope
    * lives, starting where the group left off (a new group starts at the
-   * beginning). Every event is delivered at least once, and the events of one
-   * order in version order.
+   * beginning); returns once the member has joined. Every event is delivered
+   * at least once, the events of one order in version order, those of
+   * different orders concurrently. A failing handler is retried, then its
+   * event parked, per the bus's `DeliveryPolicy`.
    */
   readonly subscribe: <R>(
     group: string,
     handler: EventHandler<R>
-  ) => Effect.Effect<void, ServiceUnavailable, R | Scope.Scope>
+  ) => Effect.Effect<Subscription, ServiceUnavailable, R | Scope.Scope>
+  /** Consumes the dead-letter log as the group `group`, like `subscribe`. */
+  readonly subscribeDeadLetters: <R>(
+    group: string,
+    handler: (letter: DeadLetter) => Effect.Effect<void, unknown, R>
+  ) => Effect.Effect<Subscription, ServiceUnavailable, R | Scope.Scope>
 }
 
 export class EventBus extends Context.Tag("orders/EventBus")<EventBus, EventBusShape>() {}
 
-/** Redelivery of a failed event: quick at first, then at most every 5 seconds, forever. */
-export const redeliverySchedule = Schedule.exponential(Duration.millis(50)).pipe(
-  Schedule.union(Schedule.spaced(Duration.seconds(5)))
-)
+/** The outcome of delivering one event to a handler under a policy. */
+export type Delivery =
+  | { readonly _tag: "Handled" }
+  | { readonly _tag: "Parked"; readonly reason: string }
 
 /**
- * Runs a handler until it succeeds, logging each failure. Interrupting it
- * leaves the event unacknowledged, so it is delivered again later.
+ * Runs `attempt` under `policy`, each failure (or defect) logged; after the
+ * last attempt, `Parked` with the last cause rendered, logged as `whenParked`.
+ * Shared by the events' and the dead letters' consumers.
  */
-export const handleUntilDone = <R>(handler: EventHandler<R>, group: string, event: OrderEventEnvelope) =>
-  handler(event).pipe(
-    Effect.tapError((error) =>
-      Effect.logWarning("event handler failed; the event will be delivered again", error).pipe(
-        Effect.annotateLogs({ group, eventId: event.eventId, streamId: event.streamId, version: event.version })
+const attemptUnder = <R>(
+  attempt: Effect.Effect<void, unknown, R>,
+  policy: DeliveryPolicy,
+  whenParked: string
+): Effect.Effect<Delivery, never, R> =>
+  attempt.pipe(
+    // A defect counts as a failure here: one bad order must not stop the consumer.
+    Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(cause)),
+    Effect.tapError((cause) => Effect.logWarning("handler failed", cause)),
+    Effect.retry(
+      Schedule.exponential(policy.backoff).pipe(
+        Schedule.union(Schedule.spaced(policy.maxBackoff)),
+        Schedule.intersect(Schedule.recurs(policy.attempts - 1))
       )
     ),
-    Effect.retry(redeliverySchedule),
-    Effect.orDie
+    Effect.as<Delivery>({ _tag: "Handled" }),
+    Effect.catchAll((cause) =>
+      Effect.logError(whenParked, cause).pipe(
+        Effect.as<Delivery>({ _tag: "Parked", reason: Cause.pretty(cause).slice(0, 2_000) })
+      )
+    )
   )
 
-/** How many orders' events one consumer group of the in-memory bus handles at once. */
+/**
+ * Runs `handler` on `event` under `policy`: retried with backoff, each failure
+ * (or defect) logged; after the last attempt, `Parked` with the last cause,
+ * rendered. Interruption is not a failure: it propagates, and the event stays
+ * unacknowledged.
+ */
+export const deliver = <R>(
+  handler: EventHandler<R>,
+  group: string,
+  event: OrderEventEnvelope,
+  policy: DeliveryPolicy
+): Effect.Effect<Delivery, never, R> =>
+  attemptUnder(
+    Effect.suspend(() => handler(event)),
+    policy,
+    "event handler kept failing; the event is parked in the dead-letter log"
+  ).pipe(
+    Effect.annotateLogs({ group, eventId: event.eventId, streamId: event.streamId, version: event.version })
+  )
+
+/** How many keys (orders) one consumer group of the in-memory bus works on at once. */
 const memoryConcurrency = 64
 
+/** Where a consumer group is in a topic: every offset below `committed` is done, and so is every one in `finished`. */
+interface GroupProgress {
+  committed: number
+  readonly finished: Set<number>
+}
+
+/** An append-only log read by consumer groups: the in-memory counterpart of a Kafka topic. */
+interface MemoryTopic<A> {
+  readonly log: Array<A>
+  readonly groups: Map<string, GroupProgress>
+  /** Rings once per append, so that waiting consumers read on. */
+  readonly appended: PubSub.PubSub<void>
+}
+
+const makeTopic = <A>(): Effect.Effect<MemoryTopic<A>> =>
+  Effect.map(PubSub.sliding<void>(1), (appended) => ({ log: [], groups: new Map(), appended }))
+
+const append = <A>(topic: MemoryTopic<A>, items: ReadonlyArray<A>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (items.length === 0) return Effect.void
+    topic.log.push(...items)
+    return Effect.asVoid(PubSub.publish(topic.appended, undefined))
+  })
+
 /**
- * The bus kept in process memory: one log, and per group the offset up to
- * which every event was handled. A group handles the events of different
- * orders concurrently (a slow handler, like the processor's mock work, then
- * holds up only its own order) and those of one order one after the other.
- * Its offset advances only past events whose handler succeeded, so a group
- * that subscribes again gets every unfinished event again.
+ * Consumes `topic` as `group` for as long as the Scope lives, from where the
+ * group left off: the items of one key one after the other, those of different
+ * keys concurrently. An item is done once `deliverOne` handled it or it was
+ * parked with `park`; only done items are skipped by the group's next
+ * subscription.
  */
-export const makeMemory: Effect.Effect<EventBusShape> = Effect.gen(function*() {
-  const log: Array<OrderEventEnvelope> = []
-  const committed = new Map<string, number>()
-  let appended = yield* Deferred.make<void>()
+const consume = <A, R>(
+  topic: MemoryTopic<A>,
+  group: string,
+  keyOf: (item: A) => string,
+  deliverOne: (item: A) => Effect.Effect<Delivery, never, R>,
+  park: (item: A, reason: string) => Effect.Effect<void>
+): Effect.Effect<Subscription, never, R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const progress = topic.groups.get(group) ?? { committed: 0, finished: new Set<number>() }
+    topic.groups.set(group, progress)
+    const wakeUps = yield* PubSub.subscribe(topic.appended)
+    const workers = yield* FiberSet.make<void, never>()
+    const workerSlots = yield* Effect.makeSemaphore(memoryConcurrency)
+    /** Per key that has a worker, the offsets waiting for it, in log order. */
+    const waiting = new Map<string, Array<number>>()
 
-  const publish: EventBusShape["publish"] = (events) =>
-    Effect.suspend(() => {
-      if (events.length === 0) return Effect.void
-      log.push(...events)
-      const wake = appended
-      return Deferred.make<void>().pipe(
-        Effect.tap((next) => {
-          appended = next
-        }),
-        Effect.zipRight(Deferred.succeed(wake, undefined))
-      )
-    })
+    const finish = (offset: number) =>
+      Effect.sync(() => {
+        progress.finished.add(offset)
+        while (progress.finished.delete(progress.committed)) progress.committed++
+      })
 
-  const consume = <R>(group: string, handler: EventHandler<R>) =>
-    Effect.gen(function*() {
-      const slots = yield* Effect.makeSemaphore(memoryConcurrency)
-      const handling = yield* FiberSet.make<void>()
-      const inFlight = new Set<number>()
-      /** Per order, the completion of its latest dispatched event: the next one waits for it. */
-      const latest = new Map<string, Deferred.Deferred<void>>()
-      let next = committed.get(group) ?? 0
-
-      const handle = (event: OrderEventEnvelope, offset: number, previous: Deferred.Deferred<void> | undefined) =>
-        Effect.gen(function*() {
-          const done = yield* Deferred.make<void>()
-          latest.set(event.streamId, done)
-          inFlight.add(offset)
-          yield* FiberSet.run(
-            handling,
-            Effect.gen(function*() {
-              if (previous !== undefined) yield* Deferred.await(previous)
-              yield* handleUntilDone(handler, group, event)
-              inFlight.delete(offset)
-              committed.set(group, inFlight.size === 0 ? next : Math.min(...inFlight))
-              if (latest.get(event.streamId) === done) latest.delete(event.streamId)
-              yield* Deferred.succeed(done, undefined)
-            }).pipe(Effect.ensuring(slots.release(1)))
+    const work = (key: string, queue: Array<number>) =>
+      Effect.gen(function*() {
+        for (let offset = queue.shift(); offset !== undefined; offset = queue.shift()) {
+          const item = topic.log[offset]!
+          // Once handled or parked, the item is done even if the Scope closes right now.
+          yield* Effect.uninterruptibleMask((restore) =>
+            restore(deliverOne(item)).pipe(
+              Effect.flatMap((delivery) => delivery._tag === "Parked" ? park(item, delivery.reason) : Effect.void),
+              Effect.zipRight(finish(offset))
+            )
+          ).pipe(
+            // Reached only if the handler interrupted itself (the Scope's interruption skips it): the key is stuck.
+            Effect.catchAllCause((cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.dieMessage(`the handler of '${key}' interrupted itself: its later items cannot be delivered`)
+                : Effect.failCause(cause)
+            )
           )
-        })
+        }
+        // No yield since the queue was found empty: the dispatcher cannot have added to it.
+        waiting.delete(key)
+      })
 
-      while (true) {
-        const event = log[next]
-        if (event === undefined) {
-          yield* Deferred.await(appended)
+    const dispatch = Effect.gen(function*() {
+      for (let next = progress.committed;; next++) {
+        while (next >= topic.log.length) yield* Queue.take(wakeUps)
+        if (progress.finished.has(next)) continue
+        const key = keyOf(topic.log[next]!)
+        const queue = waiting.get(key)
+        if (queue !== undefined) {
+          queue.push(next)
           continue
         }
-        yield* slots.take(1)
-        const offset = next++
-        yield* handle(event, offset, latest.get(event.streamId))
+        yield* workerSlots.take(1)
+        const started = [next]
+        waiting.set(key, started)
+        yield* FiberSet.run(workers, work(key, started).pipe(Effect.ensuring(workerSlots.release(1))))
       }
     })
 
-  return {
-    publish,
-    subscribe: (group, handler) => Effect.asVoid(Effect.forkScoped(Effect.scoped(consume(group, handler))))
-  }
-})
+    const stopped = yield* Deferred.make<never, ConsumerStopped>()
+    yield* Effect.addFinalizer(() => Deferred.interrupt(stopped))
+    yield* Effect.raceFirst(dispatch, FiberSet.join(workers)).pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.logError("consumer stopped", cause).pipe(
+          Effect.zipRight(Deferred.fail(stopped, new ConsumerStopped({ group, cause: Cause.squash(cause) })))
+        )
+      ),
+      Effect.annotateLogs({ group }),
+      Effect.forkScoped
+    )
+    return { stopped: Deferred.await(stopped) }
+  })
 
-export const layerMemory: Layer.Layer<EventBus> = Layer.effect(EventBus, makeMemory)
+/**
+ * The bus kept in process memory, with the guarantees of the Kafka one (lost
+ * when the process exits): one log, and per consumer group the events it is
+ * done with. A group handles the events of different orders concurrently (up
+ * to 64 orders at a time: a slow handler, like the processor's mock work,
+ * holds up only its own order) and those of one order one after the other. An
+ * event is done once handled or, after `policy.attempts` failures, parked in
+ * the dead-letter log; a group that subscribes again gets every event it was
+ * not done with, and none of those it was. A group has one member at a time
+ * here: two live subscriptions of one group would both get every event.
+ */
+export const makeMemory = (policy: DeliveryPolicy = defaultDeliveryPolicy): Effect.Effect<EventBusShape> =>
+  Effect.gen(function*() {
+    const events = yield* makeTopic<OrderEventEnvelope>()
+    const deadLetters = yield* makeTopic<DeadLetter>()
+    return {
+      publish: (batch) => append(events, batch),
+      subscribe: (group, handler) =>
+        consume(
+          events,
+          group,
+          (event) => event.streamId,
+          (event) => deliver(handler, group, event, policy),
+          (event, reason) =>
+            append(deadLetters, [{ group, reason, key: event.streamId, payload: JSON.stringify(encodeEvent(event)) }])
+        ),
+      subscribeDeadLetters: (group, handler) =>
+        consume(
+          deadLetters,
+          group,
+          (letter) => letter.key ?? "",
+          (letter) =>
+            attemptUnder(
+              Effect.suspend(() => handler(letter)),
+              policy,
+              "dead-letter handler kept failing; the letter is skipped"
+            ).pipe(Effect.annotateLogs({ group, deadLetterOf: letter.group, key: letter.key })),
+          // A dead letter has nowhere further to go: it stays in the log, for another group to read.
+          () => Effect.void
+        )
+    }
+  })
+
+/** The in-memory bus with a given delivery policy (tests use a fast one). */
+export const layerMemoryWith = (policy: DeliveryPolicy): Layer.Layer<EventBus> =>
+  Layer.effect(EventBus, makeMemory(policy))
+
+/** The in-memory bus with the default delivery policy. */
+export const layerMemory: Layer.Layer<EventBus> = layerMemoryWith(defaultDeliveryPolicy)

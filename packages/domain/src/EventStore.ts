@@ -4,8 +4,8 @@
  * @since 0.1.0
  */
 import type { Array as Arr } from "effect"
-import { Context, Effect, Layer } from "effect"
-import type { ServiceUnavailable } from "./OrderError.js"
+import { Clock, Context, Duration, Effect, Layer } from "effect"
+import type { AppendOutcomeUnknown, ServiceUnavailable } from "./OrderError.js"
 import { ConcurrencyConflict } from "./OrderError.js"
 import type { OrderEventEnvelope, OrderId } from "./OrderEvent.js"
 
@@ -13,22 +13,34 @@ export interface EventStoreShape {
   /** The stream's events in version order; empty when the stream does not exist. */
   readonly read: (streamId: OrderId) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
   /**
-   * Appends all of `events` or none. Fails with `ConcurrencyConflict` unless the
-   * stream is at `expectedVersion` (0: it does not exist yet). The events'
-   * versions must follow on from `expectedVersion` without gaps.
+   * Appends all of `events` or none, and keeps them in the outbox until they
+   * are marked published. Fails with `ConcurrencyConflict` unless the stream
+   * is at `expectedVersion` (0: it does not exist yet). The events' versions
+   * must follow on from `expectedVersion` without gaps. Uninterruptible once
+   * started. `AppendOutcomeUnknown` when the store did not say whether the
+   * append was applied (a connection lost mid-write): if it was, its events
+   * are in the outbox and reach the bus.
    */
   readonly append: (
     streamId: OrderId,
     expectedVersion: number,
     events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>
-  ) => Effect.Effect<void, ConcurrencyConflict | ServiceUnavailable>
+  ) => Effect.Effect<void, ConcurrencyConflict | ServiceUnavailable | AppendOutcomeUnknown>
   /**
-   * Appended events not yet marked as published (the outbox): at most `limit`,
-   * in version order within each stream.
+   * Appended events not yet marked published (the outbox), oldest append
+   * first, the events of at most `limit` appends, whole, in version order
+   * within each stream. Bounded whatever the backlog. An append younger than
+   * the store's grace (a few seconds) is held back: its writer is publishing it.
    */
   readonly unpublished: (limit: number) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
-  /** Records that the stream's events up to `version` reached the bus. */
-  readonly markPublished: (streamId: OrderId, version: number) => Effect.Effect<void, ServiceUnavailable>
+  /**
+   * Records that exactly these events (of one stream, contiguous versions)
+   * reached the bus. Every other event stays unpublished, earlier ones included;
+   * an append leaves the outbox once all of its events are marked.
+   */
+  readonly markPublished: (
+    events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>
+  ) => Effect.Effect<void, ServiceUnavailable>
 }
 
 export class EventStore extends Context.Tag("orders/EventStore")<EventStore, EventStoreShape>() {}
@@ -43,53 +55,75 @@ export const assertContiguous = (
     ? Effect.void
     : Effect.dieMessage(`events appended to '${streamId}' must have versions ${expectedVersion + 1}..`)
 
-interface MemoryStream {
-  readonly events: Array<OrderEventEnvelope>
-  publishedVersion: number
+/** How long `unpublished` leaves a fresh append to the writer that is publishing it, unless a store is told otherwise. */
+export const defaultGrace: Duration.Duration = Duration.seconds(5)
+
+/** Options of the in-memory store. */
+export interface MemoryOptions {
+  /** How long `unpublished` holds back a fresh append (default `defaultGrace`). */
+  readonly grace?: Duration.DurationInput
 }
+
+/** An append whose events are not all marked published. */
+interface PendingAppend {
+  readonly events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>
+  /** When `unpublished` may hand it out, in clock milliseconds. */
+  readonly due: number
+}
+
+const appendKey = (streamId: OrderId, previous: number) => `${streamId}:${previous}`
 
 /**
  * The event store kept in process memory: same guarantees as the real one, lost
- * on exit. Each operation is one synchronous step, so appends cannot interleave.
- * Streams with unpublished events are kept apart, so that the relay's poll
- * costs what is pending, not the whole store.
+ * on exit. Each operation is one synchronous step, so appends cannot interleave
+ * and cannot be interrupted half done. The outbox is a map in append order, so
+ * the relay's poll costs what it hands out, not the whole store.
  */
-export const makeMemory: Effect.Effect<EventStoreShape> = Effect.sync(() => {
-  const streams = new Map<OrderId, MemoryStream>()
-  const pending = new Set<MemoryStream>()
-  return {
-    read: (streamId) => Effect.sync(() => [...(streams.get(streamId)?.events ?? [])]),
-    append: (streamId, expectedVersion, events) =>
-      assertContiguous(streamId, expectedVersion, events).pipe(
-        Effect.zipRight(Effect.suspend(() => {
-          const existing = streams.get(streamId)
-          if ((existing?.events.length ?? 0) !== expectedVersion) {
-            return Effect.fail(ConcurrencyConflict.of(streamId, expectedVersion))
+export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<EventStoreShape> =>
+  Effect.sync(() => {
+    const grace = Duration.toMillis(options.grace ?? defaultGrace)
+    const streams = new Map<OrderId, Array<OrderEventEnvelope>>()
+    /** Keyed `<streamId>:<previous version>`, oldest append first. */
+    const outbox = new Map<string, PendingAppend>()
+    return {
+      read: (streamId) => Effect.sync(() => [...(streams.get(streamId) ?? [])]),
+      append: (streamId, expectedVersion, events) =>
+        assertContiguous(streamId, expectedVersion, events).pipe(
+          Effect.zipRight(Clock.currentTimeMillis),
+          Effect.flatMap((now) => {
+            const stream = streams.get(streamId) ?? []
+            if (stream.length !== expectedVersion) return Effect.fail(ConcurrencyConflict.of(streamId, expectedVersion))
+            stream.push(...events)
+            streams.set(streamId, stream)
+            outbox.set(appendKey(streamId, expectedVersion), { events, due: now + grace })
+            return Effect.void
+          })
+        ),
+      unpublished: (limit) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const found: Array<OrderEventEnvelope> = []
+          let appends = 0
+          // Appends are due in the order they were made: the first one not due ends the batch.
+          for (const pending of outbox.values()) {
+            if (appends >= limit || pending.due > now) break
+            found.push(...pending.events)
+            appends++
           }
-          const stream = existing ?? { events: [], publishedVersion: 0 }
-          stream.events.push(...events)
-          streams.set(streamId, stream)
-          pending.add(stream)
-          return Effect.void
-        }))
-      ),
-    unpublished: (limit) =>
-      Effect.sync(() => {
-        const found: Array<OrderEventEnvelope> = []
-        for (const stream of pending) {
-          if (found.length >= limit) break
-          found.push(...stream.events.slice(stream.publishedVersion, stream.publishedVersion + limit - found.length))
-        }
-        return found
-      }),
-    markPublished: (streamId, version) =>
-      Effect.sync(() => {
-        const stream = streams.get(streamId)
-        if (stream === undefined) return
-        stream.publishedVersion = Math.max(stream.publishedVersion, version)
-        if (stream.publishedVersion >= stream.events.length) pending.delete(stream)
-      })
-  }
-})
+          return found
+        }),
+      markPublished: (events) =>
+        Effect.sync(() => {
+          const published = new Set(events.map((event) => appendKey(event.streamId, event.version)))
+          for (const event of events) {
+            const key = appendKey(event.streamId, event.version - 1)
+            const pending = outbox.get(key)
+            // An append leaves the outbox once all of its events are published.
+            if (pending?.events.every((mine) => published.has(appendKey(mine.streamId, mine.version)))) {
+              outbox.delete(key)
+            }
+          }
+        })
+    }
+  })
 
-export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory)
+export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory())

@@ -6,6 +6,7 @@
 import { Schema } from "effect"
 import type { OrderEvent } from "./OrderEvent.js"
 import { OrderId, OrderName, StreamVersion } from "./OrderEvent.js"
+import { trusted } from "./Trusted.js"
 
 export const OrderStatus = Schema.Literal("new", "processing", "processed", "failed")
 export type OrderStatus = typeof OrderStatus.Type
@@ -61,9 +62,6 @@ export const fold = (events: Iterable<OrderEvent>, from: OrderState = initialSta
   for (const event of events) state = evolve(state, event)
   return state
 }
-
-/** A state is only ever built from decoded events: its fields need no second validation. */
-const trusted = { disableValidation: true }
 
 /** The order a state describes at a given stream version, if it exists. */
 export const toOrder = (state: OrderState, version: number): Order | undefined => {

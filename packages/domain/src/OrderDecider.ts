@@ -7,18 +7,30 @@
 import type { Array } from "effect"
 import { Either } from "effect"
 import type { OrderState } from "./Order.js"
-import type { OrderCommand } from "./OrderCommand.js"
-import type { DecisionError } from "./OrderError.js"
+import type { CreateOrder, OrderCommand } from "./OrderCommand.js"
 import { InvalidOrderTransition, OrderAlreadyExists, OrderNotFound } from "./OrderError.js"
 import type { OrderEvent } from "./OrderEvent.js"
 import { OrderCreated, OrderProcessed, OrderProcessingFailed, OrderProcessingRequested } from "./OrderEvent.js"
+import { trusted } from "./Trusted.js"
 
-/** Event fields come from the command, already decoded: validating them again would only cost. */
-const trusted = { disableValidation: true }
+/**
+ * Why the decider may refuse a command, per command: a creation only because
+ * the order exists; any other command because it does not, or because its
+ * status does not allow it.
+ */
+export type Refusal<C extends OrderCommand> = C extends CreateOrder ? OrderAlreadyExists
+  : OrderNotFound | InvalidOrderTransition
 
-export type Decision = Either.Either<Array.NonEmptyReadonlyArray<OrderEvent>, DecisionError>
+export type Decision<C extends OrderCommand> = Either.Either<Array.NonEmptyReadonlyArray<OrderEvent>, Refusal<C>>
 
-export const decide = (command: OrderCommand, state: OrderState): Decision => {
+export const decide = <C extends OrderCommand>(command: C, state: OrderState): Decision<C> =>
+  // The switch below narrows `command` but not `C`; `Refusal` states what each branch returns.
+  decideAny(command, state) as Decision<C>
+
+const decideAny = (
+  command: OrderCommand,
+  state: OrderState
+): Either.Either<Array.NonEmptyReadonlyArray<OrderEvent>, Refusal<OrderCommand>> => {
   switch (command._tag) {
     case "CreateOrder":
       return state.status === "absent"

@@ -4,11 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Data, Schema } from "effect"
 import { OrderStatus } from "./Order.js"
-
-/** The fields of these errors come from decoded values: validating them again would only cost. */
-const trusted = { disableValidation: true }
+import { trusted } from "./Trusted.js"
 
 export class OrderNotFound extends Schema.TaggedError<OrderNotFound>()("OrderNotFound", {
   orderId: Schema.String,
@@ -61,9 +59,39 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
 }
 
 /** A backing server (database, broker) cannot be reached; the request changed nothing and may be retried. */
+/**
+ * A consumer read the event store and did not find an event it was delivered:
+ * the read is stale. Not handled yet; delivered again.
+ */
+export class StaleRead extends Data.TaggedError("StaleRead")<{
+  readonly streamId: string
+  readonly version: number
+  readonly found: number
+}> {
+  override get message() {
+    return `the event store shows order '${this.streamId}' at version ${this.found}, not yet at ${this.version}`
+  }
+}
+
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", {
   service: Schema.String,
   message: Schema.String
 }) {}
 
-export type DecisionError = OrderNotFound | OrderAlreadyExists | InvalidOrderTransition
+/**
+ * The store did not confirm whether the command's events were written (the
+ * connection was lost mid-write). If they were, they are published like any
+ * others; read the order to see which it was.
+ */
+export class AppendOutcomeUnknown extends Schema.TaggedError<AppendOutcomeUnknown>()("AppendOutcomeUnknown", {
+  streamId: Schema.String,
+  message: Schema.String
+}) {
+  static of(streamId: string, reason: string) {
+    return new AppendOutcomeUnknown({
+      streamId,
+      message:
+        `the outcome of the command on order '${streamId}' is unknown (${reason}); read the order to see whether it was applied`
+    }, trusted)
+  }
+}

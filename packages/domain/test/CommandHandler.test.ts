@@ -1,28 +1,47 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, FastCheck, Fiber, Layer, TestClock } from "effect"
+import { Effect, Either, FastCheck, Fiber, Layer, Ref, TestClock } from "effect"
 import { CommandHandler, publishTimeout } from "../src/CommandHandler.js"
 import * as EventBus from "../src/EventBus.js"
 import * as EventStore from "../src/EventStore.js"
-import { CreateOrder, RequestProcessing } from "../src/OrderCommand.js"
+import { fold, toOrder } from "../src/Order.js"
+import { CompleteProcessing, CreateOrder, RequestProcessing } from "../src/OrderCommand.js"
 import { ServiceUnavailable } from "../src/OrderError.js"
-import { metadata, uniqueOrderId } from "./fixtures.js"
+import type { OrderEventEnvelope } from "../src/OrderEvent.js"
+import { commandHandlerInMemory, metadata, uniqueOrderId } from "./fixtures.js"
 import { commandArbitrary } from "./generators.js"
 
-const memory = CommandHandler.Default.pipe(
-  Layer.provideMerge(Layer.merge(EventStore.layerMemory, EventBus.layerMemory))
+const withBus = commandHandlerInMemory
+const memory = commandHandlerInMemory()
+
+/** Every read yields before it returns: concurrent commands all read before any appends, and race. */
+const racing = CommandHandler.Default.pipe(
+  Layer.provideMerge(Layer.merge(
+    Layer.effect(
+      EventStore.EventStore,
+      Effect.map(EventStore.makeMemory(), (store) => ({
+        ...store,
+        read: (streamId) => Effect.zipLeft(store.read(streamId), Effect.yieldNow())
+      }))
+    ),
+    EventBus.layerMemory
+  ))
 )
 
-/** A bus whose broker is down: every publish fails. */
-const unreachableBus = Layer.succeed(EventBus.EventBus, {
-  publish: () => Effect.fail(new ServiceUnavailable({ service: "test bus", message: "down" })),
-  subscribe: () => Effect.fail(new ServiceUnavailable({ service: "test bus", message: "down" }))
-})
+const down = new ServiceUnavailable({ service: "test bus", message: "down" })
 
-/** A bus whose broker hangs: publish never answers. */
-const hangingBus = Layer.succeed(EventBus.EventBus, {
-  publish: () => Effect.never,
-  subscribe: () => Effect.never
-})
+/** A bus that answers `publish` with `outcome`, and cannot be subscribed to. */
+const busThat = (publish: EventBus.EventBusShape["publish"]) =>
+  Layer.succeed(EventBus.EventBus, {
+    publish,
+    subscribe: () => Effect.fail(down),
+    subscribeDeadLetters: () => Effect.fail(down)
+  })
+
+const pendingVersions = (orderId: string) =>
+  EventStore.EventStore.pipe(
+    Effect.flatMap((store) => store.unpublished(100)),
+    Effect.map((events) => events.filter((event) => event.streamId === orderId).map((event) => event.version))
+  )
 
 describe("CommandHandler", () => {
   it.effect("creates an order, stores and publishes its event, and marks it published", () =>
@@ -34,7 +53,7 @@ describe("CommandHandler", () => {
       expect(result.order).toMatchObject({ id: orderId, name: "book", status: "new", version: 1 })
       const [event] = yield* store.read(orderId)
       expect(event).toMatchObject({ streamId: orderId, version: 1, type: "OrderCreated", metadata })
-      expect(yield* store.unpublished(10)).toEqual([])
+      expect(yield* pendingVersions(orderId)).toEqual([])
     }).pipe(Effect.provide(memory)))
 
   it.effect("appends nothing when the decision is a refusal", () =>
@@ -50,57 +69,107 @@ describe("CommandHandler", () => {
       expect((yield* store.read(orderId)).map((event) => event.type)).toEqual(["OrderCreated"])
     }).pipe(Effect.provide(memory)))
 
-  it.effect("lets one of two concurrent identical commands through", () =>
+  it.live("decides again after losing a race: the losers of racing creates hear 'already exists'", () =>
     Effect.gen(function*() {
       const handler = yield* CommandHandler
       const store = yield* EventStore.EventStore
       const orderId = uniqueOrderId()
-      yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
-      const results = yield* Effect.all(
-        [1, 2].map(() => Effect.either(handler.handle(RequestProcessing.make({ orderId }), metadata))),
+      const creates = yield* Effect.all(
+        Array.from({ length: 8 }, () => Effect.either(handler.handle(CreateOrder.make({ orderId, name: "x" }), metadata))),
         { concurrency: "unbounded" }
       )
-      expect(results.filter(Either.isRight)).toHaveLength(1)
+      expect(creates.filter(Either.isRight)).toHaveLength(1)
+      expect(creates.filter(Either.isLeft).map((result) => result.left._tag)).toEqual(
+        Array.from({ length: 7 }, () => "OrderAlreadyExists")
+      )
+      const requests = yield* Effect.all(
+        Array.from({ length: 8 }, () => Effect.either(handler.handle(RequestProcessing.make({ orderId }), metadata))),
+        { concurrency: "unbounded" }
+      )
+      expect(requests.filter(Either.isLeft).map((result) => result.left._tag)).toEqual(
+        Array.from({ length: 7 }, () => "InvalidOrderTransition")
+      )
       expect((yield* store.read(orderId)).map((event) => event.version)).toEqual([1, 2])
-    }).pipe(Effect.provide(memory)))
+    }).pipe(Effect.provide(racing)))
 
   it.effect("accepts the command when the bus is down, leaving the event in the outbox", () =>
     Effect.gen(function*() {
       const handler = yield* CommandHandler
-      const store = yield* EventStore.EventStore
       const orderId = uniqueOrderId()
       const result = yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
       expect(result.order.status).toBe("new")
-      expect((yield* store.unpublished(10)).map((event) => event.streamId)).toEqual([orderId])
-    }).pipe(
-      Effect.provide(CommandHandler.Default.pipe(
-        Layer.provideMerge(Layer.merge(EventStore.layerMemory, unreachableBus))
-      ))
-    ))
+      expect(yield* pendingVersions(orderId)).toEqual([1])
+    }).pipe(Effect.provide(withBus(busThat(() => Effect.fail(down))))))
 
   it.effect("answers within the publish timeout when the bus hangs, leaving the event in the outbox", () =>
     Effect.gen(function*() {
       const handler = yield* CommandHandler
-      const store = yield* EventStore.EventStore
       const orderId = uniqueOrderId()
       const fiber = yield* Effect.fork(handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata))
       yield* TestClock.adjust(publishTimeout)
       const result = yield* Fiber.join(fiber)
       expect(result.order.status).toBe("new")
-      expect((yield* store.unpublished(10)).map((event) => event.streamId)).toEqual([orderId])
-    }).pipe(
-      Effect.provide(CommandHandler.Default.pipe(Layer.provideMerge(Layer.merge(EventStore.layerMemory, hangingBus))))
-    ))
+      expect(yield* pendingVersions(orderId)).toEqual([1])
+    }).pipe(Effect.provide(withBus(busThat(() => Effect.never)))))
 
-  it.effect.prop("versions of the appended events go 1, 2, 3... whatever commands come", [
+  it.effect("marks only what the bus acknowledged: a failed publish stays in the outbox after a later success", () =>
+    Effect.gen(function*() {
+      const handler = yield* CommandHandler
+      const orderId = uniqueOrderId()
+      yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+      yield* handler.handle(RequestProcessing.make({ orderId }), metadata)
+      expect(yield* pendingVersions(orderId)).toEqual([1])
+    }).pipe(Effect.provide(Layer.unwrapEffect(Effect.gen(function*() {
+      const publishes = yield* Ref.make(0)
+      // The first publish fails, every later one succeeds.
+      return withBus(busThat(() =>
+        Ref.getAndUpdate(publishes, (n) => n + 1).pipe(
+          Effect.flatMap((n) => n === 0 ? Effect.fail(down) : Effect.void)
+        )
+      ))
+    })))))
+
+  it.effect("refuses to decide on a read that does not yet show the event that caused the command", () =>
+    Effect.gen(function*() {
+      const handler = yield* CommandHandler
+      const store = yield* EventStore.EventStore
+      const orderId = uniqueOrderId()
+      const { events: [created] } = yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+      // A processing request at version 2 that this read of the store does not contain.
+      const unseen = { ...created, version: 2, eventId: crypto.randomUUID() } as OrderEventEnvelope
+      const stale = yield* Effect.either(handler.handleCausedBy(CompleteProcessing.make({ orderId }), unseen))
+      expect(Either.isLeft(stale) && stale.left).toMatchObject({ _tag: "StaleRead", version: 2, found: 1 })
+      expect(yield* store.read(orderId)).toHaveLength(1)
+    }).pipe(Effect.provide(memory)))
+
+  it.effect("carries the cause's correlation id, and the cause as causation", () =>
+    Effect.gen(function*() {
+      const handler = yield* CommandHandler
+      const orderId = uniqueOrderId()
+      yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+      const { events: [request] } = yield* handler.handle(RequestProcessing.make({ orderId }), metadata)
+      const { events: [outcome] } = yield* handler.handleCausedBy(CompleteProcessing.make({ orderId }), request)
+      expect(outcome.metadata).toEqual({ correlationId: metadata.correlationId, causationId: request.eventId })
+    }).pipe(Effect.provide(memory)))
+
+  it.effect.prop("the stream holds one event per accepted command, and folds to the order last returned", [
     FastCheck.array(commandArbitrary, { minLength: 1, maxLength: 12 })
   ], ([commands]) =>
     Effect.gen(function*() {
       const handler = yield* CommandHandler
       const store = yield* EventStore.EventStore
       const orderId = uniqueOrderId()
-      for (const command of commands) yield* Effect.either(handler.handle({ ...command, orderId }, metadata))
-      const versions = (yield* store.read(orderId)).map((event) => event.version)
-      expect(versions).toEqual(versions.map((_, i) => i + 1))
+      let accepted = 0
+      let last: unknown = undefined
+      for (const command of commands) {
+        const result = yield* Effect.either(handler.handle({ ...command, orderId }, metadata))
+        if (Either.isRight(result)) {
+          accepted += 1
+          last = result.right.order
+        }
+      }
+      const stored = yield* store.read(orderId)
+      expect(stored).toHaveLength(accepted)
+      expect(toOrder(fold(stored.map((event) => event.data)), stored.length)).toEqual(last)
     }).pipe(Effect.provide(memory)))
 })

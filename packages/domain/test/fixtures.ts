@@ -1,4 +1,7 @@
-import { DateTime, Duration, Effect, Schedule } from "effect"
+import { DateTime, Duration, Effect, Layer, Schedule } from "effect"
+import { CommandHandler } from "../src/CommandHandler.js"
+import * as EventBus from "../src/EventBus.js"
+import * as EventStore from "../src/EventStore.js"
 import type { OrderEvent as Event } from "../src/OrderEvent.js"
 import { EventMetadata, OrderEventEnvelope, OrderId } from "../src/OrderEvent.js"
 import * as OrderEvent from "../src/OrderEvent.js"
@@ -36,4 +39,13 @@ export const waitFor = <A, E, R>(get: Effect.Effect<A, E, R>, done: (value: A) =
       schedule: Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(30)))
     }),
     Effect.catchIf((error) => error === "not yet", () => get)
+  )
+
+/**
+ * The command handler on in-memory adapters, which it also provides. The store
+ * has no grace: its outbox shows at once what a relay would see later.
+ */
+export const commandHandlerInMemory = (bus: Layer.Layer<EventBus.EventBus> = EventBus.layerMemory) =>
+  CommandHandler.Default.pipe(
+    Layer.provideMerge(Layer.merge(Layer.effect(EventStore.EventStore, EventStore.makeMemory({ grace: Duration.zero })), bus))
   )

@@ -8,26 +8,47 @@
  * concurrent writers. A stream is read by following its commits from `:0`,
  * each the `_id` of the next one: every hot query is a lookup by `_id`.
  *
- * The outbox is a second, small collection: a marker per commit not yet
- * published, inserted before the commit (so a process that dies in between
- * leaves a marker, never an unmarked commit) and deleted once published.
+ * The outbox is a second collection: a marker per commit `_id` not yet
+ * published, inserted before the commit, so that no commit is ever unmarked.
+ * A marker says nothing about the commit's content: it covers whichever
+ * commit lands at its `_id`. So a writer that finds a marker there already
+ * (a rival's, or the orphan of a writer that died between its two inserts)
+ * goes on and lets the commit `_id` decide: no append ever waits for a marker
+ * to go, and a loser never deletes one. Markers are deleted only by
+ * `markPublished`, once the commit they cover reached the bus.
+ *
+ * The relay takes the markers whose `due` time has come, soonest first, a
+ * bounded batch at a time. `due` is the writer's clock plus a grace, which
+ * leaves a fresh commit to the writer publishing it; a marker found without
+ * its commit is put off (a minute, doubling), so that orphans never fill the
+ * head of the queue, and brought forward again by the next writer at its
+ * `_id`. Clocks thus decide when a marker is looked at, never whether its
+ * commit is published.
+ *
+ * An append is uninterruptible once started. When the commit insert's answer
+ * is lost (connection dropped, timeout), the write may have landed: the
+ * append inserts again, within a time limit, and the `_id` tells whose commit
+ * is there: ours (same event ids) is success, another writer's a conflict;
+ * no answer at all is `AppendOutcomeUnknown`, never `ServiceUnavailable`.
  *
  * Why this shape: FerretDB 1.x runs an update as query, then in-memory change,
  * then replace, so concurrent version-guarded updates all win (measured: 18 of
  * 20 races had several winners); inserts against a unique key are the one
- * conditional write both servers make atomic. And FerretDB 1.x uses no index
- * to answer a query: a filter on `_id` becomes an SQLite scan, any other
- * filter a scan in FerretDB itself, ten times slower (0.2 ms a document here).
- * So the hot path asks only for `_id`s, and the relay polls a small collection.
+ * conditional write both servers make atomic (the outbox's updates only move
+ * `due`, where a lost update costs a delay, not an event). And FerretDB 1.x
+ * uses no index to answer a query: a filter on `_id` becomes an SQLite scan,
+ * any other filter a scan in FerretDB itself, ten times slower (0.2 ms a
+ * document here). So the hot path asks only for `_id`s, and the relay polls
+ * the small collection with sorted, limited queries (indexed on a real MongoDB).
  */
 import type { EventStoreShape } from "@orders/domain/EventStore"
-import { assertContiguous, EventStore } from "@orders/domain/EventStore"
-import { ConcurrencyConflict, ServiceUnavailable } from "@orders/domain/OrderError"
+import { assertContiguous, defaultGrace, EventStore } from "@orders/domain/EventStore"
+import { AppendOutcomeUnknown, ConcurrencyConflict, ServiceUnavailable } from "@orders/domain/OrderError"
 import type { OrderEventEnvelope, OrderId } from "@orders/domain/OrderEvent"
 import { decodeEvent, encodeEvent } from "@orders/domain/OrderEvent"
 import type { ConfigError } from "effect"
-import { Config, Effect, Layer, Redacted } from "effect"
-import type { Collection, IndexDescription } from "mongodb"
+import { Array as Arr, Clock, Config, Duration, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
+import type { Collection, IndexDescription, OptionalUnlessRequiredId, UpdateFilter } from "mongodb"
 import {
   MongoClient,
   MongoError,
@@ -42,6 +63,8 @@ import { connectWithRetry, redactUrl, StartupError } from "./Startup.js"
 export interface MongoOptions {
   readonly uri: string
   readonly database: string
+  /** How long `unpublished` leaves a fresh append to its writer (default `EventStore.defaultGrace`). */
+  readonly grace?: Duration.DurationInput
 }
 
 /** One append: events `previous + 1 .. version` of a stream, encoded, validated again on every read. */
@@ -54,26 +77,32 @@ export interface CommitDocument {
   readonly events: ReadonlyArray<unknown>
 }
 
-/** A commit whose events have not all reached the bus; same `_id` as the commit. */
+/** The outbox entry of whichever commit has (or will have) the same `_id`. */
 export interface OutboxDocument {
   readonly _id: string
   readonly streamId: string
   readonly previous: number
-  readonly version: number
-  /** Events up to this version reached the bus (the relay may publish a commit in parts). */
-  readonly publishedVersion: number
+  /** When the relay should look at it next. */
+  readonly due: Date
+  /** How many times the relay found no commit at its `_id` (back to 0 when a writer comes to it). */
+  readonly misses: number
+  /** The append that inserted it (a random id), and when by that writer's clock: for diagnostics only. */
+  readonly owner: string
   readonly createdAt: Date
+}
+
+/** The outbox as an operator's consistency check sees it. */
+export interface OutboxBacklog {
+  /** Commits not yet known to be published (and orphans). */
+  readonly entries: number
+  /** How long ago the oldest entry was appended, by its writer's clock. */
+  readonly oldest: Option.Option<Duration.Duration>
+  /** Entries the relay last found without their commit: left by writers that died between their two inserts. */
+  readonly orphans: number
 }
 
 export const COMMITS = "commits"
 export const OUTBOX = "outbox"
-
-/**
- * A marker whose commit never appeared, this long after it was made: its
- * writer died between the two inserts, and the stream's next append waits
- * for the marker to go.
- */
-const ORPHAN_AFTER_MS = 60_000
 
 const commitId = (streamId: string, previous: number) => `${streamId}:${previous}`
 
@@ -87,6 +116,16 @@ interface KnownCommit {
 
 /** About 10 MB of commits remembered per process. */
 const KNOWN_COMMITS = 10_000
+
+/** How long the relay puts off a marker found without its commit: a minute, doubling with each miss, at most an hour. */
+const orphanDelay = (misses: number) =>
+  Duration.min(Duration.times(Duration.minutes(1), 2 ** misses), Duration.hours(1))
+
+/** After a lost answer, the append asks again this often, within `settleTimeout` in all. */
+const settleRetry = Schedule.exponential(Duration.millis(200)).pipe(Schedule.intersect(Schedule.recurs(4)))
+const settleTimeout = Duration.seconds(10)
+
+const closeTimeout = Duration.seconds(5)
 
 const SERVICE = "MongoDB"
 const DUPLICATE_KEY = 11000
@@ -126,25 +165,29 @@ const isDuplicateKey = (error: unknown): boolean => error instanceof MongoServer
 
 /**
  * Runs one driver call. Failures a caller can act on (the server is unreachable
- * or busy) become `ServiceUnavailable`; `expected` picks out the ones the
- * operation itself gives a meaning to; anything else is a bug or a corrupt
+ * or busy) become `ServiceUnavailable`; anything else is a bug or a corrupt
  * deployment, hence a defect.
  */
-const attempt = <A, E = never>(
-  operation: string,
-  run: () => Promise<A>,
-  expected: (error: unknown) => E | undefined = () => undefined
-): Effect.Effect<A, E | ServiceUnavailable> =>
+const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, ServiceUnavailable> =>
   Effect.tryPromise({ try: run, catch: (error) => error }).pipe(
-    Effect.catchAll((error): Effect.Effect<never, E | ServiceUnavailable> => {
-      const known = expected(error)
-      if (known !== undefined) return Effect.fail(known)
-      if (isUnavailable(error)) {
-        return Effect.fail(new ServiceUnavailable({ service: SERVICE, message: `${operation}: ${error.message}` }))
-      }
-      return Effect.die(error)
-    })
+    Effect.catchAll((error) =>
+      isUnavailable(error)
+        ? Effect.fail(new ServiceUnavailable({ service: SERVICE, message: `${operation}: ${error.message}` }))
+        : Effect.die(error)
+    )
   )
+
+/** Inserts `document`; false when its `_id` is taken. */
+const insertUnlessTaken = <T extends { readonly _id: string }>(
+  operation: string,
+  collection: Collection<T>,
+  document: OptionalUnlessRequiredId<T>
+) =>
+  attempt(operation, () =>
+    collection.insertOne(document).then(() => true, (error: unknown) => {
+      if (isDuplicateKey(error)) return false
+      throw error
+    }))
 
 /** A stored event that does not decode, or sits at the wrong place, means the store is corrupt: no caller can recover. */
 const decodeStored = (streamId: string, events: ReadonlyArray<unknown>, firstVersion: number) =>
@@ -175,7 +218,12 @@ const commitIndexes: ReadonlyArray<NamedIndex> = [
   // Stream and version identify an event on a real MongoDB; the append's slow path queries it.
   { key: { streamId: 1, version: 1 }, name: "streamId_1_version_1", unique: true }
 ]
-const outboxIndexes: ReadonlyArray<NamedIndex> = [{ key: { streamId: 1, version: 1 }, name: "streamId_1_version_1" }]
+const outboxIndexes: ReadonlyArray<NamedIndex> = [
+  // The relay's poll: due markers, soonest first, a batch at a time.
+  { key: { due: 1, _id: 1 }, name: "due_1__id_1" },
+  // The relay's check for an earlier commit of the same stream still in the outbox.
+  { key: { streamId: 1, previous: 1 }, name: "streamId_1_previous_1" }
+]
 
 /**
  * Creates only the indexes that are missing: FerretDB 1.24 drops the
@@ -206,25 +254,43 @@ const connect = (options: MongoOptions) => {
         // Only armed while an operation waits for its reply: a hung server becomes ServiceUnavailable.
         socketTimeoutMS: 20_000
       }).connect()),
-    (client) => Effect.promise(() => client.close())
+    (client) =>
+      Effect.promise(() => client.close()).pipe(
+        Effect.interruptible,
+        Effect.timeoutOption(closeTimeout),
+        Effect.flatMap(Option.match({
+          onSome: () => Effect.void,
+          onNone: () => Effect.logWarning(`the MongoDB client did not close within ${Duration.format(closeTimeout)}`)
+        }))
+      )
   ).pipe(
     Effect.tap((client) =>
-      Effect.tryPromise({
-        try: async () => {
-          const db = client.db(options.database)
-          await createMissingIndexes(db.collection(COMMITS), commitIndexes)
-          await createMissingIndexes(db.collection(OUTBOX), outboxIndexes)
-        },
-        catch: (cause) => new StartupError({ service: SERVICE, address, cause })
-      })
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.tryPromise({
+          try: async () => {
+            const db = client.db(options.database)
+            await createMissingIndexes(db.collection(COMMITS), commitIndexes)
+            await createMissingIndexes(db.collection(OUTBOX), outboxIndexes)
+            // Markers written before `due` existed: due now.
+            await db.collection(OUTBOX).updateMany({ due: { $exists: false } }, {
+              $set: { due: new Date(now), misses: 0 }
+            })
+          },
+          catch: (cause) => new StartupError({ service: SERVICE, address, cause })
+        }))
     )
   )
 }
 
-/** The event store on the given MongoDB database; the client lives as long as the scope. */
+/**
+ * The event store on the given MongoDB database; the client lives as long as
+ * the scope. Beside the port's operations, `backlog` for operators.
+ */
 export const make = (options: MongoOptions) =>
   Effect.gen(function*() {
     const client = yield* connect(options)
+    const scope = yield* Effect.scope
+    const grace = Duration.decode(options.grace ?? defaultGrace)
     const db = client.db(options.database)
     const commits: Collection<CommitDocument> = db.collection<CommitDocument>(COMMITS)
     const outbox: Collection<OutboxDocument> = db.collection<OutboxDocument>(OUTBOX)
@@ -260,6 +326,23 @@ export const make = (options: MongoOptions) =>
       )
     }
 
+    /** The commits that exist at these `_id`s: the known ones from memory, the others in one query. */
+    const commitsAt = (ids: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        const found = new Map<string, KnownCommit>()
+        const missing: Array<string> = []
+        for (const id of ids) {
+          const cached = known.get(id)
+          if (cached === undefined) missing.push(id)
+          else found.set(id, cached)
+        }
+        if (missing.length > 0) {
+          const documents = yield* attempt("unpublished", () => commits.find({ _id: { $in: missing } }).toArray())
+          for (const document of documents) found.set(document._id, yield* learn(document))
+        }
+        return found
+      })
+
     /**
      * True when a commit ends exactly at `version`: only such a version can be
      * followed. The decider emits one event per command, so the commit is
@@ -273,45 +356,79 @@ export const make = (options: MongoOptions) =>
         return found !== null
       })
 
-    const append = Effect.fn("EventStoreMongo.append")(function*(
-      streamId: OrderId,
-      expectedVersion: number,
-      events: ReadonlyArray<OrderEventEnvelope>
-    ) {
-      yield* assertContiguous(streamId, expectedVersion, events)
-      const conflict = ConcurrencyConflict.of(streamId, expectedVersion)
-      // Commits are immutable, so this check cannot go stale; the unique `_id`s below decide the race.
-      if (expectedVersion > 0 && !(yield* isHead(streamId, expectedVersion))) return yield* Effect.fail(conflict)
-      const _id = commitId(streamId, expectedVersion)
-      const version = expectedVersion + events.length
-      const duplicateIsConflict = (error: unknown) => (isDuplicateKey(error) ? conflict : undefined)
-      yield* attempt(
-        "append",
-        () =>
-          outbox.insertOne({
-            _id,
-            streamId,
-            previous: expectedVersion,
-            version,
-            publishedVersion: expectedVersion,
-            createdAt: new Date()
-          }),
-        duplicateIsConflict
+    /**
+     * After a lost answer: inserts the commit again until its `_id` tells
+     * whose commit is there (ours may have landed: same event ids), within
+     * `settleTimeout`. It runs in the store's scope, so that the time limit
+     * can stop it while the append stays uninterruptible.
+     */
+    const settle = (document: CommitDocument, events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>) =>
+      insertUnlessTaken("append", commits, document).pipe(
+        Effect.flatMap((inserted) =>
+          inserted ? Effect.succeed(true) : commitAt(document.streamId, document.previous).pipe(
+            Effect.flatMap((found) =>
+              found === null
+                // Taken, yet not readable: an insert not yet majority-committed.
+                ? Effect.fail(new ServiceUnavailable({ service: SERVICE, message: "append: commit not visible yet" }))
+                : Effect.succeed(
+                  found.events.length === events.length &&
+                    found.events.every((event, i) => event.eventId === events[i]!.eventId)
+                )
+            )
+          )
+        ),
+        Effect.retry(settleRetry),
+        Effect.interruptible,
+        Effect.timeoutFail({
+          duration: settleTimeout,
+          onTimeout: () => new ServiceUnavailable({ service: SERVICE, message: "append: no answer" })
+        }),
+        Effect.forkIn(scope),
+        Effect.flatMap(Fiber.join),
+        Effect.catchTag("ServiceUnavailable", (error) =>
+          Effect.fail(AppendOutcomeUnknown.of(document.streamId, error.message)))
       )
-      yield* attempt(
-        "append",
-        () => commits.insertOne({ _id, streamId, previous: expectedVersion, version, events: events.map(encodeEvent) }),
-        duplicateIsConflict
-      ).pipe(
-        Effect.tap(() => remember({ streamId, previous: expectedVersion, version, events })),
-        // The version was taken after all (its marker already gone): ours must not make the relay republish it.
-        Effect.tapError((error) =>
-          error._tag === "ConcurrencyConflict"
-            ? Effect.ignore(attempt("append", () => outbox.deleteOne({ _id })))
-            : Effect.void
+
+    const append = Effect.fn("EventStoreMongo.append")(
+      function*(streamId: OrderId, expectedVersion: number, events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>) {
+        yield* assertContiguous(streamId, expectedVersion, events)
+        const conflict = ConcurrencyConflict.of(streamId, expectedVersion)
+        // Commits are immutable, so this check cannot go stale; the unique commit `_id` decides the race.
+        if (expectedVersion > 0 && !(yield* isHead(streamId, expectedVersion))) {
+          return yield* Effect.fail(conflict)
+        }
+        const _id = commitId(streamId, expectedVersion)
+        const now = yield* Clock.currentTimeMillis
+        const due = new Date(now + Duration.toMillis(grace))
+        const marker = {
+          _id,
+          streamId,
+          previous: expectedVersion,
+          due,
+          misses: 0,
+          owner: crypto.randomUUID(),
+          createdAt: new Date(now)
+        }
+        if (!(yield* insertUnlessTaken("append", outbox, marker))) {
+          // Another append's marker, maybe an orphan: it covers whichever commit lands at `_id`, ours included.
+          if ((yield* commitAt(streamId, expectedVersion)) !== null) {
+            return yield* Effect.fail(conflict)
+          }
+          // The relay may have put it off as an orphan; our commit is due like a fresh one.
+          yield* attempt("append", () =>
+            outbox.updateOne({ _id }, { $min: { due }, $set: { misses: 0 } }))
+        }
+        const version = expectedVersion + events.length
+        const document = { _id, streamId, previous: expectedVersion, version, events: events.map(encodeEvent) }
+        const inserted = yield* insertUnlessTaken("append", commits, document).pipe(
+          // The answer was lost, maybe not the write.
+          Effect.catchTag("ServiceUnavailable", () => settle(document, events))
         )
-      )
-    })
+        if (!inserted) return yield* Effect.fail(conflict)
+        remember({ streamId, previous: expectedVersion, version, events })
+      },
+      Effect.uninterruptible
+    )
 
     const read = Effect.fn("EventStoreMongo.read")(function*(streamId: OrderId) {
       const events: Array<OrderEventEnvelope> = []
@@ -323,63 +440,120 @@ export const make = (options: MongoOptions) =>
       return events
     })
 
+    /** Moves a marker's `due`, unless a writer moved it meanwhile. */
+    const reschedule = (marker: OutboxDocument, update: UpdateFilter<OutboxDocument>) =>
+      attempt("unpublished", () => outbox.updateOne({ _id: marker._id, due: marker.due }, update))
+
     const unpublished = Effect.fn("EventStoreMongo.unpublished")(function*(limit: number) {
-      const events: Array<OrderEventEnvelope> = []
-      if (limit <= 0) return events
-      const markers = yield* attempt("unpublished", () => outbox.find().sort({ streamId: 1, version: 1 }).toArray())
-      if (markers.length === 0) return events
-      // Usually this process wrote the commits itself: only the others are asked for, in one query.
-      const byId = new Map<string, KnownCommit>()
-      for (const marker of markers) {
-        const cached = known.get(marker._id)
-        if (cached !== undefined) byId.set(marker._id, cached)
+      if (limit <= 0) return []
+      const now = yield* Clock.currentTimeMillis
+      const markers = yield* attempt("unpublished", () =>
+        outbox.find({ due: { $lte: new Date(now) } }).sort({ due: 1, _id: 1 }).limit(limit).toArray())
+      if (markers.length === 0) {
+        return []
       }
-      const missing = markers.filter((marker) => !byId.has(marker._id)).map((marker) => marker._id)
-      if (missing.length > 0) {
-        const found = yield* attempt("unpublished", () => commits.find({ _id: { $in: missing } }).toArray())
-        for (const commit of found) byId.set(commit._id, yield* learn(commit))
-      }
-      for (const marker of markers) {
-        if (events.length >= limit) {
-          break
+      const ids = markers.map((marker) =>
+        marker._id
+      )
+      const found = yield* commitsAt(ids)
+      // Writers' clocks differ, and markers get put off: a commit must not overtake an earlier one of its stream.
+      const inBatch = new Set(ids)
+      const others = yield* attempt("unpublished", () =>
+        outbox.find(
+          { streamId: { $in: Arr.dedupe(markers.map((marker) => marker.streamId)) } },
+          { projection: { streamId: 1, previous: 1, due: 1 } }
+        ).toArray())
+      const firstOutside = new Map<string, Pick<OutboxDocument, "previous" | "due">>()
+      for (const other of others) {
+        if (!inBatch.has(other._id) && other.previous < (firstOutside.get(other.streamId)?.previous ?? Infinity)) {
+          firstOutside.set(other.streamId, other)
         }
-        const commit = byId.get(marker._id)
+      }
+      const ready: Array<KnownCommit> = []
+      for (const marker of markers) {
+        const commit = found.get(marker._id)
+        const earlier = firstOutside.get(marker.streamId)
         if (commit === undefined) {
-          // Being appended right now, or an orphan of a writer that died between the two inserts.
-          if (Date.now() - marker.createdAt.getTime() > ORPHAN_AFTER_MS) {
-            yield* attempt("unpublished", () => outbox.deleteOne({ _id: marker._id, createdAt: marker.createdAt }))
-          }
-          continue
+          // Being written right now, or an orphan: looked at again later, later each time.
+          const next = new Date(now + Duration.toMillis(orphanDelay(marker.misses)))
+          yield* reschedule(marker, { $set: { due: next }, $inc: { misses: 1 } })
+        } else if (earlier !== undefined && earlier.previous < marker.previous) {
+          yield* reschedule(marker, { $set: { due: new Date(earlier.due.getTime() + 1) } })
+        } else {
+          ready.push(commit)
         }
-        const skip = Math.max(0, marker.publishedVersion - commit.previous)
-        events.push(...commit.events.slice(skip, skip + limit - events.length))
       }
-      return events
+      return inVersionOrder(ready).flatMap((commit) => commit.events)
     })
 
-    const markPublished = Effect.fn("EventStoreMongo.markPublished")(function*(streamId: OrderId, version: number) {
-      yield* attempt("markPublished", () => outbox.deleteMany({ streamId, version: { $lte: version } }))
-      // A commit published only in part (the relay's limit cut it) stays in the outbox, past its published events.
-      yield* attempt("markPublished", () =>
-        outbox.updateMany(
-          { streamId, previous: { $lt: version }, version: { $gt: version } },
-          { $max: { publishedVersion: version } }
-        ))
+    const markPublished = Effect.fn("EventStoreMongo.markPublished")(
+      function*(events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>) {
+        const streamId = events[0].streamId
+        const versions = new Set(events.map((event) => event.version))
+        const last = Math.max(...versions)
+        const covered: Array<string> = []
+        // Walks the stream's commits over these versions; this process nearly always knows them.
+        let commit = yield* commitAt(streamId, Math.min(...versions) - 1)
+        while (commit !== null) {
+          if (commit.events.every((event) => versions.has(event.version))) {
+            covered.push(commitId(streamId, commit.previous))
+          }
+          commit = commit.version < last ? yield* commitAt(streamId, commit.version) : null
+        }
+        if (covered.length > 0) yield* attempt("markPublished", () => outbox.deleteMany({ _id: { $in: covered } }))
+      }
+    )
+
+    const backlog = Effect.fn("EventStoreMongo.backlog")(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const [entries, oldest, orphans] = yield* Effect.all([
+        attempt("backlog", () => outbox.countDocuments()),
+        // Unindexed: an operator's occasional check may scan the outbox.
+        attempt("backlog", () => outbox.findOne({}, { sort: { createdAt: 1 } })),
+        attempt("backlog", () => outbox.countDocuments({ misses: { $gt: 0 } }))
+      ])
+      return {
+        entries,
+        oldest: Option.map(
+          Option.fromNullable(oldest),
+          (entry) => Duration.millis(Math.max(0, now - entry.createdAt.getTime()))
+        ),
+        orphans
+      } satisfies OutboxBacklog
     })
 
-    return { append, read, unpublished, markPublished } satisfies EventStoreShape
+    return { append, read, unpublished, markPublished, backlog } satisfies EventStoreShape & {
+      readonly backlog: () => Effect.Effect<OutboxBacklog, ServiceUnavailable>
+    }
   })
+
+/** Each stream's commits keep their places in the batch, taken in version order. */
+const inVersionOrder = (batch: ReadonlyArray<KnownCommit>): ReadonlyArray<KnownCommit> => {
+  const queues = new Map<string, Array<KnownCommit>>()
+  for (const commit of batch) {
+    const queue = queues.get(commit.streamId)
+    if (queue === undefined) queues.set(commit.streamId, [commit])
+    else queue.push(commit)
+  }
+  for (const queue of queues.values()) queue.sort((a, b) => a.previous - b.previous)
+  return batch.map((commit) => queues.get(commit.streamId)!.shift()!)
+}
 
 export const layer = (options: MongoOptions): Layer.Layer<EventStore, StartupError> =>
   Layer.scoped(EventStore, make(options))
 
-/** `MONGODB_URI` (default `mongodb://127.0.0.1:27017/orders`); the database is the URI's path, else `orders`. */
+/**
+ * `MONGODB_URI` (default `mongodb://127.0.0.1:27017/orders`; the database is
+ * the URI's path, else `orders`) and `OUTBOX_RELAY_GRACE` (default 5 seconds).
+ */
 export const layerConfig: Layer.Layer<EventStore, StartupError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Config.redacted("MONGODB_URI").pipe(
-    Config.withDefault(Redacted.make("mongodb://127.0.0.1:27017/orders")),
-    Effect.map((redacted) => {
-      const uri = Redacted.value(redacted)
-      return layer({ uri, database: databaseFromUri(uri) ?? "orders" })
+  Config.all({
+    uri: Config.redacted("MONGODB_URI").pipe(Config.withDefault(Redacted.make("mongodb://127.0.0.1:27017/orders"))),
+    grace: Config.duration("OUTBOX_RELAY_GRACE").pipe(Config.withDefault(defaultGrace))
+  }).pipe(
+    Effect.map(({ grace, uri }) => {
+      const plain = Redacted.value(uri)
+      return layer({ uri: plain, database: databaseFromUri(plain) ?? "orders", grace })
     })
   )
 )

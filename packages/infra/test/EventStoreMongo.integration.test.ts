@@ -1,17 +1,161 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { EventStore } from "@orders/domain/EventStore"
-import { DateTime, Duration, Effect, Either, Exit, Layer } from "effect"
+import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
+import { encodeEvent } from "@orders/domain/OrderEvent"
+import {
+  ConfigProvider,
+  Context,
+  DateTime,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  TestClock
+} from "effect"
+import type { Server, Socket } from "node:net"
+import { connect, createServer } from "node:net"
 import { eventStoreContract } from "../../domain/test/contract/EventStoreContract.js"
-import { lifecycle, uniqueOrderId } from "../../domain/test/fixtures.js"
+import { envelope, lifecycle, uniqueOrderId } from "../../domain/test/fixtures.js"
 import * as EventStoreMongo from "../src/EventStoreMongo.js"
 import { tcpProxy } from "./support/network.js"
-import { freshMongoDatabase, mongoUri, withMongo } from "./support/stack.js"
+import { freshMongoDatabase, mongoUri, mongoUriFor, withMongo } from "./support/stack.js"
 
 const storeOnFreshDatabase = Layer.unwrapScoped(
   freshMongoDatabase.pipe(Effect.map((database) => EventStoreMongo.layer({ uri: mongoUri, database })))
 )
 
 eventStoreContract("MongoDB", storeOnFreshDatabase)
+
+/** Past the default grace: what the store held back is due. */
+const pastGrace = TestClock.adjust(Duration.minutes(1))
+
+const outboxOf = (database: string) =>
+  withMongo((client) =>
+    client.db(database).collection<EventStoreMongo.OutboxDocument>(EventStoreMongo.OUTBOX).find().toArray()
+  )
+
+/** The outbox entry a writer leaves when it dies (or stalls) before inserting its commit. */
+const insertMarker = (database: string, streamId: string, previous: number) =>
+  withMongo((client) =>
+    client.db(database).collection<EventStoreMongo.OutboxDocument>(EventStoreMongo.OUTBOX).insertOne({
+      _id: `${streamId}:${previous}`,
+      streamId,
+      previous,
+      due: new Date(0),
+      misses: 0,
+      owner: "a writer that stopped",
+      createdAt: new Date(0)
+    })
+  )
+
+/** A commit inserted behind the store's back: another process's, or a stalled writer's landing late. */
+const insertCommit = (database: string, events: ReadonlyArray<OrderEventEnvelope>) =>
+  withMongo((client) =>
+    client.db(database).collection<EventStoreMongo.CommitDocument>(EventStoreMongo.COMMITS).insertOne({
+      _id: `${events[0]!.streamId}:${events[0]!.version - 1}`,
+      streamId: events[0]!.streamId,
+      previous: events[0]!.version - 1,
+      version: events.at(-1)!.version,
+      events: events.map(encodeEvent)
+    })
+  )
+
+/** Splits a byte stream into wire-protocol messages, each of which starts with its length. */
+const messages = (onMessage: (message: Buffer) => void) => {
+  let pending = Buffer.alloc(0)
+  return (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk])
+    while (pending.length >= 4 && pending.length >= pending.readInt32LE(0)) {
+      onMessage(pending.subarray(0, pending.readInt32LE(0)))
+      pending = pending.subarray(pending.readInt32LE(0))
+    }
+  }
+}
+
+/** The BSON element `insert: "commits"` that opens the command inserting a commit. */
+const commitInsert = Buffer.concat([
+  Buffer.from("\x02insert\x00", "latin1"),
+  Buffer.from([8, 0, 0, 0]),
+  Buffer.from("commits\x00", "latin1")
+])
+
+/**
+ * A TCP relay to the server that spoils the first insert of a commit: it
+ * forwards the insert and drops the server's answer (`lose: "answer"`), or
+ * drops the insert itself after running `meanwhile` (`lose: "request"`). Then
+ * it cuts every connection, and with `thenDown` refuses new ones until `restore`.
+ */
+const faultyLink = (fault: {
+  readonly lose: "answer" | "request"
+  readonly meanwhile?: () => Promise<unknown>
+  readonly thenDown?: boolean
+}) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const target = new URL(mongoUri)
+      const sockets = new Set<Socket>()
+      let server: Server | undefined
+      let port = 0
+      let tripped = false
+      const close = () =>
+        new Promise<void>((resolve) => {
+          for (const socket of sockets) socket.destroy()
+          sockets.clear()
+          if (server === undefined) resolve()
+          else server.close(() => resolve())
+        })
+      const trip = () => {
+        tripped = true
+        if (fault.thenDown) void close()
+        else for (const socket of sockets) socket.destroy()
+      }
+      const listen = () =>
+        new Promise<void>((resolve, reject) => {
+          server = createServer((client) => {
+            const upstream = connect(Number(target.port || 27017), target.hostname)
+            let lostAnswerTo: number | undefined
+            for (const socket of [client, upstream]) {
+              sockets.add(socket)
+              socket.on("error", () => socket.destroy()).on("close", () => {
+                client.destroy()
+                upstream.destroy()
+              })
+            }
+            client.on(
+              "data",
+              messages((message) => {
+                if (tripped || !message.includes(commitInsert)) return upstream.write(message)
+                if (fault.lose === "answer") {
+                  lostAnswerTo = message.readInt32LE(4)
+                  return upstream.write(message)
+                }
+                void (fault.meanwhile ?? (() => Promise.resolve()))().then(trip)
+              })
+            )
+            upstream.on(
+              "data",
+              messages((message) => message.readInt32LE(8) === lostAnswerTo ? trip() : client.write(message))
+            )
+          })
+          server.once("error", reject).listen(port, "127.0.0.1", () => {
+            const address = server!.address()
+            if (typeof address === "object" && address !== null) port = address.port
+            resolve()
+          })
+        })
+      await listen()
+      return {
+        uri: `mongodb://127.0.0.1:${port}/?directConnection=true`,
+        tripped: () => tripped,
+        restore: listen,
+        close
+      }
+    }),
+    (link) => Effect.promise(link.close)
+  )
 
 describe("EventStoreMongo", () => {
   it("takes the database from the connection string's path", () => {
@@ -30,9 +174,27 @@ describe("EventStoreMongo", () => {
       expect(yield* indexesOf(EventStoreMongo.COMMITS)).toContainEqual(
         expect.objectContaining({ key: { streamId: 1, version: 1 }, unique: true })
       )
-      expect(yield* indexesOf(EventStoreMongo.OUTBOX)).toContainEqual(
-        expect.objectContaining({ key: { streamId: 1, version: 1 } })
+      const outboxIndexes = yield* indexesOf(EventStoreMongo.OUTBOX)
+      expect(outboxIndexes).toContainEqual(expect.objectContaining({ key: { due: 1, _id: 1 } }))
+      expect(outboxIndexes).toContainEqual(expect.objectContaining({ key: { streamId: 1, previous: 1 } }))
+    }))
+
+  it.scoped("takes the grace from OUTBOX_RELAY_GRACE", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const config = ConfigProvider.fromMap(
+        new Map([["MONGODB_URI", mongoUriFor(database)], ["OUTBOX_RELAY_GRACE", "1 hour"]])
       )
+      const store = Context.get(
+        yield* Layer.build(EventStoreMongo.layerConfig).pipe(Effect.withConfigProvider(config)),
+        EventStore
+      )
+      const [created] = lifecycle(uniqueOrderId(), 1)
+      yield* store.append(created!.streamId, 0, [created!])
+      yield* TestClock.adjust(Duration.minutes(59))
+      expect(yield* store.unpublished(10)).toEqual([])
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect(yield* store.unpublished(10)).toEqual([created])
     }))
 
   it.scoped("sees what another process appended, whatever this one remembers", () =>
@@ -52,52 +214,115 @@ describe("EventStoreMongo", () => {
       expect((yield* processor.read(orderId)).map((event) => event.version)).toEqual([1, 2, 3])
     }))
 
-  it.scoped("clears the outbox marker of a writer that died before its commit, so the stream goes on", () =>
+  it.scoped("goes on over the marker of a writer that died before its commit; the marker covers the commit that lands", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
       const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
       const [created, requested] = lifecycle(uniqueOrderId(), 2)
       const orderId = created!.streamId
       yield* store.append(orderId, 0, [created!])
-      yield* store.markPublished(orderId, 1)
-      // A writer that inserted its marker at version 1 and died, two minutes ago.
-      yield* withMongo((client) =>
-        client.db(database).collection<EventStoreMongo.OutboxDocument>(EventStoreMongo.OUTBOX).insertOne({
-          _id: `${orderId}:1`,
-          streamId: orderId,
-          previous: 1,
-          version: 2,
-          publishedVersion: 1,
-          createdAt: new Date(Date.now() - 120_000)
-        })
-      )
-      const blocked = yield* Effect.either(store.append(orderId, 1, [requested!]))
-      expect(Either.isLeft(blocked) && blocked.left._tag).toBe("ConcurrencyConflict")
-      expect(yield* store.unpublished(10)).toEqual([])
+      yield* store.markPublished([created!])
+      yield* insertMarker(database, orderId, 1)
       yield* store.append(orderId, 1, [requested!])
+      // The dead writer's process comes back and tries its own commit: it lost, and deletes nothing.
+      const late = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const lost = yield* Effect.either(late.append(orderId, 1, [envelope(2, requested!.data)]))
+      expect(Either.isLeft(lost) && lost.left._tag).toBe("ConcurrencyConflict")
       expect((yield* store.read(orderId)).map((event) => event.version)).toEqual([1, 2])
-      expect((yield* store.unpublished(10)).map((event) => event.version)).toEqual([2])
+      yield* pastGrace
+      expect(yield* store.unpublished(10)).toEqual([requested])
+      yield* store.markPublished([requested!])
+      expect(yield* outboxOf(database)).toEqual([])
     }))
 
-  it.scoped("hands out at most `limit` unpublished events, in version order per stream", () =>
+  it.scoped("publishes a stalled writer's commit however late it lands: clocks only say when to look", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
       const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
-      const streams = [lifecycle(uniqueOrderId()), lifecycle(uniqueOrderId()), lifecycle(uniqueOrderId())]
-      yield* Effect.forEach(streams, (events) =>
-        store.append(events[0]!.streamId, 0, [events[0]!, events[1]!, events[2]!]))
-      yield* store.markPublished(streams[0]![0]!.streamId, 2)
-
-      const page = yield* store.unpublished(4)
-      expect(page).toHaveLength(4)
-      for (const events of streams) {
-        const versions = page.filter((event) =>
-          event.streamId === events[0]!.streamId
-        ).map((event) => event.version)
-        expect(versions).toEqual([...versions].sort())
+      const [created] = lifecycle(uniqueOrderId(), 1)
+      yield* insertMarker(database, created!.streamId, 0)
+      for (let hour = 0; hour < 5; hour++) {
+        yield* TestClock.adjust(Duration.hours(1))
+        expect(yield* store.unpublished(10)).toEqual([])
       }
-      expect(yield* store.unpublished(100)).toHaveLength(7)
-      expect(yield* store.unpublished(0)).toEqual([])
+      yield* insertCommit(database, [created!])
+      yield* TestClock.adjust(Duration.hours(1))
+      expect(yield* store.unpublished(10)).toEqual([created])
+    }))
+
+  it.scoped("puts off a marker without its commit, longer each time, so that orphans never fill a batch", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const orphans = [uniqueOrderId(), uniqueOrderId(), uniqueOrderId()]
+      yield* Effect.forEach(orphans, (orderId) => insertMarker(database, orderId, 0), { discard: true })
+      const [created] = lifecycle(uniqueOrderId(), 1)
+      yield* store.append(created!.streamId, 0, [created!])
+      yield* pastGrace
+      expect(yield* store.unpublished(2)).toEqual([])
+      expect(yield* store.unpublished(2)).toEqual([created])
+      const dueOf = (misses: number) =>
+        outboxOf(database).pipe(
+          Effect.map((markers) =>
+            markers.filter((marker) => marker.misses === misses).map((marker) => marker.due.getTime()).sort()
+          )
+        )
+      // Seen at 1 minute: due a minute later.
+      expect(yield* dueOf(1)).toEqual([120_000, 120_000, 120_000])
+      yield* TestClock.adjust(Duration.minutes(1))
+      expect(yield* store.unpublished(10)).toEqual([created])
+      expect(yield* dueOf(2)).toEqual([240_000, 240_000, 240_000])
+      const backlog = yield* store.backlog()
+      expect(backlog).toEqual({ entries: 4, oldest: Option.some(Duration.minutes(2)), orphans: 3 })
+      yield* store.markPublished([created!])
+      expect((yield* store.backlog()).entries).toBe(3)
+    }))
+
+  it.scoped("does not let a commit overtake an earlier one of its order whose writer's clock ran ahead", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const [created, requested] = lifecycle(uniqueOrderId(), 2)
+      const orderId = created!.streamId
+      yield* store.append(orderId, 0, [created!])
+      yield* store.append(orderId, 1, [requested!])
+      // The first writer's clock was ten minutes ahead.
+      yield* withMongo((client) =>
+        client.db(database).collection<EventStoreMongo.OutboxDocument>(EventStoreMongo.OUTBOX).updateOne(
+          { _id: `${orderId}:0` },
+          { $set: { due: new Date(600_000) } }
+        )
+      )
+      yield* pastGrace
+      expect(yield* store.unpublished(10)).toEqual([])
+      yield* TestClock.adjust(Duration.minutes(10))
+      // The later commit now waits behind the earlier one, even in batches of one.
+      expect(yield* store.unpublished(1)).toEqual([created])
+      expect(yield* store.unpublished(10)).toEqual([created, requested])
+    }))
+
+  it.scoped("relays the markers of earlier versions, which have no due time", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const [created] = lifecycle(uniqueOrderId(), 1)
+      yield* insertCommit(database, [created!])
+      yield* withMongo((client) =>
+        client.db(database).collection<
+          Omit<EventStoreMongo.OutboxDocument, "due" | "misses" | "owner"> & {
+            version: number
+            publishedVersion: number
+          }
+        >(EventStoreMongo.OUTBOX).insertOne({
+          _id: `${created!.streamId}:0`,
+          streamId: created!.streamId,
+          previous: 0,
+          version: 1,
+          publishedVersion: 0,
+          createdAt: new Date(0)
+        })
+      )
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      expect(yield* store.unpublished(10)).toEqual([created])
     }))
 
   it.scoped("treats a stored event that does not decode as a defect naming the stream and version", () =>
@@ -122,7 +347,7 @@ describe("EventStoreMongo", () => {
     }))
 
   it.scopedLive(
-    "fails with ServiceUnavailable within seconds while the server is gone, and recovers",
+    "fails with ServiceUnavailable within seconds while the server is gone, having written nothing, and recovers",
     () =>
       Effect.gen(function*() {
         const database = yield* freshMongoDatabase
@@ -150,6 +375,87 @@ describe("EventStoreMongo", () => {
           Effect.retry({ while: (error) => error._tag === "ServiceUnavailable", times: 20 })
         )
         expect((yield* store.read(created!.streamId)).map((event) => event.version)).toEqual([1, 2])
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive("succeeds when the commit's answer is lost but the commit landed", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const link = yield* faultyLink({ lose: "answer" })
+      const store = yield* EventStoreMongo.make({ uri: link.uri, database, grace: Duration.zero })
+      const [created] = lifecycle(uniqueOrderId(), 1)
+      yield* store.append(created!.streamId, 0, [created!])
+      expect(link.tripped()).toBe(true)
+      expect(yield* store.read(created!.streamId)).toEqual([created])
+      expect(yield* store.unpublished(10)).toEqual([created])
+    }), { timeout: 60_000 })
+
+  it.scopedLive(
+    "answers ConcurrencyConflict when the commit's request is lost and another writer's commit landed",
+    () =>
+      Effect.gen(function*() {
+        const database = yield* freshMongoDatabase
+        const [created] = lifecycle(uniqueOrderId(), 1)
+        const rival = envelope(1, created!.data)
+        const link = yield* faultyLink({
+          lose: "request",
+          meanwhile: () => Effect.runPromise(insertCommit(database, [rival]))
+        })
+        const store = yield* EventStoreMongo.make({ uri: link.uri, database, grace: Duration.zero })
+        const result = yield* Effect.either(store.append(created!.streamId, 0, [created!]))
+        expect(link.tripped()).toBe(true)
+        expect(Either.isLeft(result) && result.left._tag).toBe("ConcurrencyConflict")
+        expect(yield* store.read(created!.streamId)).toEqual([rival])
+        // Our marker covers the rival's commit, which its writer may not have marked.
+        expect(yield* store.unpublished(10)).toEqual([rival])
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
+    "answers AppendOutcomeUnknown when no answer comes at all; a commit that landed is in the outbox",
+    () =>
+      Effect.gen(function*() {
+        const database = yield* freshMongoDatabase
+        const link = yield* faultyLink({ lose: "answer", thenDown: true })
+        const store = yield* EventStoreMongo.make({ uri: link.uri, database })
+        const [created] = lifecycle(uniqueOrderId(), 1)
+        const result = yield* Effect.either(store.append(created!.streamId, 0, [created!]))
+        expect(link.tripped()).toBe(true)
+        expect(Either.isLeft(result) && result.left._tag).toBe("AppendOutcomeUnknown")
+        const direct = yield* EventStoreMongo.make({ uri: mongoUri, database, grace: Duration.zero })
+        expect(yield* direct.read(created!.streamId)).toEqual([created])
+        expect(yield* direct.unpublished(10)).toEqual([created])
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
+    "finishes an append it has started, whenever it is interrupted: no marker without its commit, no commit unmarked",
+    () =>
+      Effect.gen(function*() {
+        const database = yield* freshMongoDatabase
+        const store = yield* EventStoreMongo.make({ uri: mongoUri, database })
+        // How long an append takes here, to interrupt appends anywhere in it.
+        const [first] = lifecycle(uniqueOrderId(), 1)
+        const [took] = yield* Effect.timed(store.append(first!.streamId, 0, [first!]))
+        const span = Math.max(2, Math.ceil(Duration.toMillis(took) * 1.5))
+        const orders = Array.from({ length: 40 }, () => lifecycle(uniqueOrderId(), 2))
+        for (const [i, [created]] of orders.entries()) {
+          const append = yield* Effect.fork(store.append(created!.streamId, 0, [created!]))
+          yield* Effect.sleep(Duration.millis(i % span))
+          yield* Fiber.interrupt(append)
+        }
+        const idsIn = (collection: string) =>
+          withMongo((client) =>
+            client.db(database).collection<{ _id: string }>(collection).find({}, { projection: { _id: 1 } }).toArray()
+          ).pipe(Effect.map((documents) => documents.map((document) => document._id).sort()))
+        expect(yield* idsIn(EventStoreMongo.OUTBOX)).toEqual(yield* idsIn(EventStoreMongo.COMMITS))
+        for (const [created, requested] of orders) {
+          if ((yield* store.read(created!.streamId)).length === 0) yield* store.append(created!.streamId, 0, [created!])
+          yield* store.append(created!.streamId, 1, [requested!])
+        }
       }),
     { timeout: 60_000 }
   )

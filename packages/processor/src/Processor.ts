@@ -6,10 +6,8 @@ import { CommandHandler } from "@orders/domain/CommandHandler"
 import { EventBus } from "@orders/domain/EventBus"
 import { CompleteProcessing, FailProcessing } from "@orders/domain/OrderCommand"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
-import { EventMetadata } from "@orders/domain/OrderEvent"
+import { Workers } from "@orders/infra/Workers"
 import { Config, Duration, Effect, Layer, Random } from "effect"
-
-export const ProcessorGroup = "processor"
 
 export interface ProcessorOptions {
   /** How long the mocked work takes. */
@@ -29,26 +27,26 @@ export const ProcessorConfig: Config.Config<ProcessorOptions> = Config.all({
   )
 })
 
+/** The processor's consumer group: namespaced, so that it cannot collide with another service's on a shared cluster. */
+export const ProcessorGroup = Config.string("PROCESSOR_GROUP").pipe(Config.withDefault("orders.processor"))
+
 export const makeProcessor = (options: ProcessorOptions) =>
   Effect.gen(function*() {
     const commands = yield* CommandHandler
     return Effect.fn("Processor.process")(function*(event: OrderEventEnvelope) {
       if (event.data._tag !== "OrderProcessingRequested") return
       const orderId = event.data.orderId
-      yield* Effect.sleep(options.delay)
+      yield* Effect.sleep(options.delay).pipe(Effect.withSpan("Processor.work"))
       const command = (yield* Random.next) < options.failureRate
         ? FailProcessing.make({ orderId, reason: "mock processing failed" })
         : CompleteProcessing.make({ orderId })
-      const metadata = EventMetadata.make({ correlationId: event.metadata.correlationId, causationId: event.eventId })
-      yield* commands.handle(command, metadata).pipe(
-        // Another writer got in first: decide again on the fresh state.
-        Effect.retry({ while: (error) => error._tag === "ConcurrencyConflict", times: 5 }),
+      // The store is read at least up to the request (else StaleRead, and the request comes again): a refusal
+      // then means that the request's outcome is already recorded.
+      yield* commands.handleCausedBy(command, event).pipe(
         Effect.tap(({ order }) => Effect.logInfo(`order ${orderId} ${order.status}`)),
-        // A redelivered request whose outcome is already recorded: nothing left to do.
         Effect.catchTags({
           InvalidOrderTransition: (error) => Effect.logDebug("processing request already handled", error.message),
-          OrderNotFound: (error) => Effect.logWarning("processing requested for an unknown order", error.message),
-          OrderAlreadyExists: (error) => Effect.die(error)
+          OrderNotFound: (error) => Effect.die(error)
         })
       )
     })
@@ -57,7 +55,9 @@ export const makeProcessor = (options: ProcessorOptions) =>
 /** The processor, consuming for as long as the layer lives. */
 export const ProcessorLive = Layer.scopedDiscard(Effect.gen(function*() {
   const bus = yield* EventBus
-  const process = yield* makeProcessor(yield* ProcessorConfig)
-  yield* bus.subscribe(ProcessorGroup, process)
-  yield* Effect.logInfo(`processor consuming as group ${ProcessorGroup}`)
+  const workers = yield* Workers
+  const group = yield* ProcessorGroup
+  const subscription = yield* bus.subscribe(group, yield* makeProcessor(yield* ProcessorConfig))
+  yield* workers.run(`processor (group ${group})`, subscription.stopped)
+  yield* Effect.logInfo(`processor consuming as group ${group}`)
 })).pipe(Layer.provide(CommandHandler.Default))

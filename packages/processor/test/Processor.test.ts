@@ -1,17 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { CommandHandler } from "@orders/domain/CommandHandler"
-import * as EventBus from "@orders/domain/EventBus"
 import * as EventStore from "@orders/domain/EventStore"
 import { CreateOrder, RequestProcessing } from "@orders/domain/OrderCommand"
-import { EventMetadata, OrderId } from "@orders/domain/OrderEvent"
-import { Duration, Effect, Layer } from "effect"
+import { OrderEventEnvelope, OrderId } from "@orders/domain/OrderEvent"
+import { commandHandlerInMemory, metadata } from "@orders/domain/testing/fixtures"
+import { Duration, Effect, Either } from "effect"
 import { makeProcessor } from "../src/Processor.js"
 
-const metadata = EventMetadata.make({ correlationId: "c-1", causationId: "c-1" })
-
-const Memory = CommandHandler.Default.pipe(
-  Layer.provideMerge(Layer.merge(EventStore.layerMemory, EventBus.layerMemory))
-)
+const Memory = commandHandlerInMemory()
 
 /** An order whose processing was requested; returns the request event. */
 const requested = (orderId: OrderId) =>
@@ -24,16 +20,18 @@ const requested = (orderId: OrderId) =>
 
 const historyOf = (orderId: OrderId) => EventStore.EventStore.pipe(Effect.flatMap((store) => store.read(orderId)))
 
+const immediate = { delay: Duration.zero, failureRate: 0 }
+
 describe("Processor", () => {
   it.effect("completes a requested order, tracing the outcome to the request", () =>
     Effect.gen(function*() {
       const orderId = OrderId.make("p-1")
       const request = yield* requested(orderId)
-      const process = yield* makeProcessor({ delay: Duration.zero, failureRate: 0 })
+      const process = yield* makeProcessor(immediate)
       yield* process(request)
       const history = yield* historyOf(orderId)
       expect(history.map((event) => event.type)).toEqual(["OrderCreated", "OrderProcessingRequested", "OrderProcessed"])
-      expect(history[2]?.metadata).toEqual({ correlationId: "c-1", causationId: request.eventId })
+      expect(history[2]?.metadata).toEqual({ correlationId: metadata.correlationId, causationId: request.eventId })
     }).pipe(Effect.provide(Memory)))
 
   it.effect("records a failure when the mocked work fails", () =>
@@ -49,10 +47,22 @@ describe("Processor", () => {
     Effect.gen(function*() {
       const orderId = OrderId.make("p-3")
       const request = yield* requested(orderId)
-      const process = yield* makeProcessor({ delay: Duration.zero, failureRate: 0 })
+      const process = yield* makeProcessor(immediate)
       yield* process(request)
       yield* process(request)
       expect((yield* historyOf(orderId)).map((event) => event.version)).toEqual([1, 2, 3])
+    }).pipe(Effect.provide(Memory)))
+
+  it.effect("does not acknowledge a request that its read of the store does not show yet", () =>
+    Effect.gen(function*() {
+      const orderId = OrderId.make("p-5")
+      const request = yield* requested(orderId)
+      // The same request one version further on: as if the store's answer lagged behind the bus.
+      const ahead = OrderEventEnvelope.make({ ...request, version: 3, eventId: crypto.randomUUID() })
+      const process = yield* makeProcessor(immediate)
+      const outcome = yield* Effect.either(process(ahead))
+      expect(Either.isLeft(outcome) && outcome.left).toMatchObject({ _tag: "StaleRead", version: 3, found: 2 })
+      expect(yield* historyOf(orderId)).toHaveLength(2)
     }).pipe(Effect.provide(Memory)))
 
   it.effect("ignores every other event", () =>
@@ -60,7 +70,7 @@ describe("Processor", () => {
       const orderId = OrderId.make("p-4")
       const commands = yield* CommandHandler
       const { events } = yield* commands.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
-      const process = yield* makeProcessor({ delay: Duration.zero, failureRate: 0 })
+      const process = yield* makeProcessor(immediate)
       yield* process(events[0])
       expect(yield* historyOf(orderId)).toHaveLength(1)
     }).pipe(Effect.provide(Memory)))

@@ -7,6 +7,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Order } from "@orders/domain/Order"
 import {
+  AppendOutcomeUnknown,
   ConcurrencyConflict,
   InvalidOrderTransition,
   OrderAlreadyExists,
@@ -54,6 +55,7 @@ export class OrdersGroup extends HttpApiGroup.make("orders")
       .addSuccess(Order, { status: 201 })
       .addError(OrderAlreadyExists, { status: 409 })
       .addError(ConcurrencyConflict, { status: 409 })
+      .addError(AppendOutcomeUnknown, { status: 503 })
       .annotate(OpenApi.Summary, "Create an order")
   )
   .add(
@@ -63,6 +65,7 @@ export class OrdersGroup extends HttpApiGroup.make("orders")
       .addError(OrderNotFound, { status: 404 })
       .addError(InvalidOrderTransition, { status: 409 })
       .addError(ConcurrencyConflict, { status: 409 })
+      .addError(AppendOutcomeUnknown, { status: 503 })
       .annotate(OpenApi.Summary, "Request processing of an order")
       .annotate(
         OpenApi.Description,

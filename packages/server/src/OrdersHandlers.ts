@@ -8,11 +8,9 @@ import { CreateOrder, RequestProcessing } from "@orders/domain/OrderCommand"
 import { OrderNotFound } from "@orders/domain/OrderError"
 import { EventMetadata } from "@orders/domain/OrderEvent"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
+import { trusted } from "@orders/domain/Trusted"
 import { Effect, Option } from "effect"
 import { MaxPageSize, OrdersApi } from "./OrdersApi.js"
-
-/** Commands are built from the decoded request: validating them again would only cost. */
-const trusted = { disableValidation: true }
 
 /** The request's correlation id (from `x-correlation-id` when a caller sets one) starts the causal chain. */
 const requestMetadata = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
@@ -30,8 +28,6 @@ export const OrdersHandlers = HttpApiBuilder.group(OrdersApi, "orders", (handler
           Effect.flatMap((metadata) =>
             commands.handle(CreateOrder.make({ orderId: payload.id, name: payload.name }, trusted), metadata)
           ),
-          // The decider refuses a creation only because the order exists.
-          Effect.catchTags({ OrderNotFound: Effect.die, InvalidOrderTransition: Effect.die }),
           Effect.map(({ order }) => order)
         ))
       .handle("process", ({ path }) =>
@@ -39,8 +35,6 @@ export const OrdersHandlers = HttpApiBuilder.group(OrdersApi, "orders", (handler
           Effect.flatMap((metadata) =>
             commands.handle(RequestProcessing.make({ orderId: path.id }, trusted), metadata)
           ),
-          // The decider never answers a processing request with "already exists".
-          Effect.catchTag("OrderAlreadyExists", Effect.die),
           Effect.map(({ order }) => order)
         ))
       .handle(

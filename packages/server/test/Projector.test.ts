@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as EventStore from "@orders/domain/EventStore"
 import { OrderId, OrderProcessingFailed } from "@orders/domain/OrderEvent"
 import * as OrderReadModel from "@orders/domain/OrderReadModel"
-import { Effect, Layer, Option } from "effect"
-import { envelope, lifecycle } from "../../domain/test/fixtures.js"
+import { Effect, Either, Layer, Option } from "effect"
+import { envelope, lifecycle } from "@orders/domain/testing/fixtures"
 import { makeProjection } from "../src/Projector.js"
 
 const Memory = Layer.merge(EventStore.layerMemory, OrderReadModel.layerMemory)
@@ -36,6 +36,20 @@ describe("Projector", () => {
       expect(yield* rowOf(orderId)).toMatchObject({ status: "processed", version: 3 })
       yield* apply(events[1]!)
       expect(yield* rowOf(orderId)).toMatchObject({ status: "processed", version: 3 })
+    }).pipe(Effect.provide(Memory)))
+
+  it.effect("does not acknowledge an event that its read of the store does not contain yet", () =>
+    Effect.gen(function*() {
+      const orderId = OrderId.make("r-4")
+      const events = lifecycle(orderId, 3)
+      const store = yield* EventStore.EventStore
+      // The store's answer lags: it shows version 1 while the bus already delivers version 3.
+      yield* store.append(orderId, 0, [events[0]!])
+      const apply = yield* makeProjection
+      const stale = yield* Effect.either(apply(events[2]!))
+      expect(Either.isLeft(stale) && stale.left).toMatchObject({ _tag: "StaleRead", version: 3, found: 1 })
+      // Nothing saved short of the event: the event is delivered again, and then caught up in full.
+      expect(yield* rowOf(orderId)).toBeUndefined()
     }).pipe(Effect.provide(Memory)))
 
   it.effect("keeps the failure reason of a failed order", () =>

@@ -34,11 +34,10 @@ const waitForLine = (running: RunningProgram, line: string) =>
     )
   )
 
-const orderOf = (baseUrl: string, id: string) =>
-  Effect.promise(async () => {
-    const response = await fetch(`${baseUrl}/${id}`)
-    return response.status === 200 ? (await response.json()) as { status: string; version: number } : undefined
-  })
+const orderOf = async (baseUrl: string, id: string) => {
+  const response = await fetch(`${baseUrl}/${id}`)
+  return response.status === 200 ? (await response.json()) as { status: string; version: number } : undefined
+}
 
 describe("pnpm start:server and pnpm start:processor on the real stack", () => {
   it.scopedLive("serve the five calls, survive a killed processor, and stop cleanly", () =>
@@ -98,8 +97,7 @@ describe("pnpm start:server and pnpm start:processor on the real stack", () => {
       const restarted = yield* program("processor/src/bin/processor.ts", env)
       const survivor = yield* Effect.promise(() =>
         eventually(
-          () =>
-            Effect.runPromise(orderOf(baseUrl, "after-kill")).then((o) => o?.status === "processed" ? o : undefined),
+          () => orderOf(baseUrl, "after-kill").then((o) => o?.status === "processed" ? o : undefined),
           60_000,
           "the order requested while no processor ran to be processed"
         )
