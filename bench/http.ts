@@ -7,27 +7,31 @@
  * BENCH_SECONDS (default 10) and BENCH_CONNECTIONS (default 50) shape each run.
  * Prints one line per scenario; nothing is asserted.
  */
+import { freePort } from "@orders/infra/testing/network"
+import { startProgram, waitForOutput } from "@orders/server/testing/programs"
 import autocannon from "autocannon"
-import { freePort, startProgram } from "../packages/server/test/support/programs.js"
+import { Effect, Exit, Scope } from "effect"
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const run = crypto.randomUUID().slice(0, 8)
 
-const startEmbedded = async () => {
-  const port = await freePort()
-  const program = startProgram("server/src/bin/embedded.ts", { PORT: String(port), PROCESSING_DELAY: "1 millis" })
-  const deadline = Date.now() + 30_000
-  while (!program.output().includes("Listening on")) {
-    if (Date.now() > deadline) throw new Error(`the embedded program did not start:\n${program.output()}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return { url: `http://127.0.0.1:${port}`, stop: program.stop }
-}
+/** The embedded program for as long as the bench runs; `stop` sends it SIGTERM. */
+const startEmbedded = Effect.gen(function*() {
+  const scope = yield* Scope.make()
+  const port = yield* Effect.promise(freePort)
+  const program = yield* startProgram("server/src/bin/embedded.ts", {
+    PORT: String(port),
+    PROCESSING_DELAY: "1 millis"
+  })
+    .pipe(Scope.extend(scope))
+  yield* waitForOutput(program, "Listening on")
+  return { url: `http://127.0.0.1:${port}`, stop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+})
 
 const target = process.env.BENCH_URL
-  ? { url: process.env.BENCH_URL, stop: async () => null }
-  : await startEmbedded()
+  ? { url: process.env.BENCH_URL, stop: async () => undefined }
+  : await Effect.runPromise(startEmbedded)
 
 interface Scenario {
   readonly name: string

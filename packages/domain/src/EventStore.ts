@@ -5,9 +5,10 @@
  */
 import type { Array as Arr } from "effect"
 import { Clock, Context, Duration, Effect, Layer } from "effect"
+import type { OrderId } from "./Order.js"
 import type { AppendOutcomeUnknown, ServiceUnavailable } from "./OrderError.js"
 import { ConcurrencyConflict } from "./OrderError.js"
-import type { OrderEventEnvelope, OrderId } from "./OrderEvent.js"
+import type { OrderEventEnvelope } from "./OrderEvent.js"
 
 export interface EventStoreShape {
   /** The stream's events in version order; empty when the stream does not exist. */

@@ -5,8 +5,43 @@
  */
 import { Schema } from "effect"
 import type { OrderEvent } from "./OrderEvent.js"
-import { OrderId, OrderName, StreamVersion } from "./OrderEvent.js"
 import { trusted } from "./Trusted.js"
+
+/**
+ * An order's id: it is also the stream id and a URL path segment, so it is kept
+ * to URL-safe characters.
+ */
+export const OrderId = Schema.String.pipe(
+  Schema.minLength(1, { message: () => "must not be empty" }),
+  Schema.maxLength(128, { message: () => "must be at most 128 characters" }),
+  Schema.pattern(/^[A-Za-z0-9._~-]+$/, {
+    message: () => "must contain only letters, digits and . _ ~ -"
+  }),
+  Schema.brand("OrderId")
+).annotations({ identifier: "OrderId", description: "URL-safe id of an order (1-128 of A-Z a-z 0-9 . _ ~ -)" })
+export type OrderId = typeof OrderId.Type
+
+const controlCharacter = /\p{Cc}/u
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * The human name of an order: trimmed, 1-200 characters, printable text.
+ * Control characters and lone surrogates are refused at the edge: PostgreSQL
+ * cannot store a NUL, and an event the read model cannot store would stall its
+ * projector.
+ */
+export const OrderName = Schema.Trim.pipe(
+  Schema.minLength(1, { message: () => "must not be empty" }),
+  Schema.maxLength(200, { message: () => "must be at most 200 characters" }),
+  Schema.filter((name) => !controlCharacter.test(name) && !loneSurrogate.test(name), {
+    message: () => "must not contain control characters or unpaired surrogates"
+  })
+).annotations({ identifier: "OrderName" })
+
+/** Position of an event in its stream: the first event is version 1. */
+export const StreamVersion = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)).annotations({
+  identifier: "StreamVersion"
+})
 
 export const OrderStatus = Schema.Literal("new", "processing", "processed", "failed")
 export type OrderStatus = typeof OrderStatus.Type

@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
-import { OrderId, OrderName } from "./OrderEvent.js"
+import { OrderId, OrderName } from "./Order.js"
 
 export class CreateOrder extends Schema.TaggedClass<CreateOrder>()("CreateOrder", {
   orderId: OrderId,

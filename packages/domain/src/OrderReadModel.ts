@@ -5,8 +5,8 @@
  */
 import { Context, Effect, Layer, Option } from "effect"
 import type { Order } from "./Order.js"
+import type { OrderId } from "./Order.js"
 import type { ServiceUnavailable } from "./OrderError.js"
-import type { OrderId } from "./OrderEvent.js"
 
 export interface ListOptions {
   /** Only orders whose id sorts after this one (keyset pagination). */

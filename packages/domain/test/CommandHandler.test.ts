@@ -75,7 +75,10 @@ describe("CommandHandler", () => {
       const store = yield* EventStore.EventStore
       const orderId = uniqueOrderId()
       const creates = yield* Effect.all(
-        Array.from({ length: 8 }, () => Effect.either(handler.handle(CreateOrder.make({ orderId, name: "x" }), metadata))),
+        Array.from(
+          { length: 8 },
+          () => Effect.either(handler.handle(CreateOrder.make({ orderId, name: "x" }), metadata))
+        ),
         { concurrency: "unbounded" }
       )
       expect(creates.filter(Either.isRight)).toHaveLength(1)

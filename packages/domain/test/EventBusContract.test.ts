@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Logger, LogLevel, Schedule } from "effect"
+import { Effect, Logger, LogLevel, Schedule } from "effect"
 import * as EventBus from "../src/EventBus.js"
 import { eventBusProperties, fastDeliveryPolicy } from "./contract/EventBusContract.js"
+import { propertyVerdict } from "./fixtures.js"
 
 /** A bus with one flaw, made by altering the honest in-memory bus, and the contract property that must catch it. */
 interface WrongBus {
@@ -67,21 +68,12 @@ const wrongBuses: ReadonlyArray<WrongBus> = [
   }
 ]
 
-const verdict = (exit: Exit.Exit<void, unknown>) =>
-  Exit.match(exit, {
-    onSuccess: () => "holds",
-    onFailure: (cause) => {
-      const error = Cause.squash(cause)
-      return error instanceof Error && error.name === "AssertionError" ? "fails an assertion" : Cause.pretty(cause)
-    }
-  })
-
 const check = (property: WrongBus["caughtBy"], bus: Effect.Effect<EventBus.EventBusShape>) =>
   eventBusProperties[property](fastDeliveryPolicy).pipe(
     Effect.scoped,
     Effect.provideServiceEffect(EventBus.EventBus, bus),
     Effect.exit,
-    Effect.map(verdict),
+    Effect.map(propertyVerdict),
     // The flawed buses' handler failures are expected: their logs would only bury the verdicts.
     Logger.withMinimumLogLevel(LogLevel.None)
   )

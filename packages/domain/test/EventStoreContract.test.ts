@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Array as Arr, Cause, Duration, Effect, Exit, TestClock } from "effect"
+import { Array as Arr, Duration, Effect, TestClock } from "effect"
 import * as EventStore from "../src/EventStore.js"
 import { OrderEventEnvelope } from "../src/OrderEvent.js"
 import { eventStoreProperties } from "./contract/EventStoreContract.js"
-import { lifecycle, uniqueOrderId } from "./fixtures.js"
+import { lifecycle, propertyVerdict, uniqueOrderId } from "./fixtures.js"
 
 /** A store with one flaw, made by altering the honest in-memory store, and the contract property that must catch it. */
 interface WrongStore {
@@ -79,20 +79,11 @@ const wrongStores: ReadonlyArray<WrongStore> = [
   }
 ]
 
-const verdict = (exit: Exit.Exit<void, unknown>) =>
-  Exit.match(exit, {
-    onSuccess: () => "holds",
-    onFailure: (cause) => {
-      const error = Cause.squash(cause)
-      return error instanceof Error && error.name === "AssertionError" ? "fails an assertion" : Cause.pretty(cause)
-    }
-  })
-
 const check = (property: WrongStore["caughtBy"], store: Effect.Effect<EventStore.EventStoreShape>) =>
   eventStoreProperties[property].pipe(
     Effect.provideServiceEffect(EventStore.EventStore, store),
     Effect.exit,
-    Effect.map(verdict)
+    Effect.map(propertyVerdict)
   )
 
 describe("each EventStore contract property can fail", () => {

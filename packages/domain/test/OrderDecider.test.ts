@@ -1,17 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { fold } from "../src/Order.js"
+import { OrderId } from "../src/Order.js"
 import type { OrderCommand } from "../src/OrderCommand.js"
 import { CompleteProcessing, CreateOrder, FailProcessing, RequestProcessing } from "../src/OrderCommand.js"
 import { decide } from "../src/OrderDecider.js"
 import type { OrderEvent } from "../src/OrderEvent.js"
-import {
-  OrderCreated,
-  OrderId,
-  OrderProcessed,
-  OrderProcessingFailed,
-  OrderProcessingRequested
-} from "../src/OrderEvent.js"
+import { OrderCreated, OrderProcessed, OrderProcessingFailed, OrderProcessingRequested } from "../src/OrderEvent.js"
 
 const orderId = OrderId.make("order-1")
 const created = OrderCreated.make({ orderId, name: "book" })

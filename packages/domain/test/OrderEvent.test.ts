@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { decodeEvent, decodeEventJson, encodeEvent, OrderId } from "../src/OrderEvent.js"
+import { OrderId } from "../src/Order.js"
+import { decodeEvent, decodeEventJson, encodeEvent } from "../src/OrderEvent.js"
 import { lifecycle } from "./fixtures.js"
 
 const [created] = lifecycle(OrderId.make("e-1"), 1)

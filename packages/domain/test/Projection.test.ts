@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import { fold, toOrder } from "../src/Order.js"
-import { OrderId } from "../src/OrderEvent.js"
+import { OrderId } from "../src/Order.js"
 import { project, projectAll } from "../src/Projection.js"
 import { envelope, lifecycle } from "./fixtures.js"
 import { validHistoryArbitrary } from "./generators.js"

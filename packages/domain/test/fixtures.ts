@@ -1,9 +1,10 @@
-import { DateTime, Duration, Effect, Layer, Schedule } from "effect"
+import { Cause, DateTime, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import { CommandHandler } from "../src/CommandHandler.js"
 import * as EventBus from "../src/EventBus.js"
 import * as EventStore from "../src/EventStore.js"
+import { OrderId } from "../src/Order.js"
 import type { OrderEvent as Event } from "../src/OrderEvent.js"
-import { EventMetadata, OrderEventEnvelope, OrderId } from "../src/OrderEvent.js"
+import { EventMetadata, OrderEventEnvelope } from "../src/OrderEvent.js"
 import * as OrderEvent from "../src/OrderEvent.js"
 
 /** A fresh order id, so that tests sharing one real store never see each other's streams. */
@@ -30,13 +31,20 @@ export const lifecycle = (orderId: OrderId, length: 1 | 2 | 3 = 3): Array<OrderE
     OrderEvent.OrderProcessed.make({ orderId })
   ].slice(0, length).map((data, i) => envelope(i + 1, data))
 
-/** Polls `get` until `done` holds, for at most 30 s: a lost message fails the test's assertion instead of hanging it. */
-export const waitFor = <A, E, R>(get: Effect.Effect<A, E, R>, done: (value: A) => boolean) =>
+/**
+ * Polls `get` until `done` holds, for at most `timeout` (30 s), then returns
+ * the last value: a lost message fails the test's assertion instead of hanging it.
+ */
+export const waitFor = <A, E, R>(
+  get: Effect.Effect<A, E, R>,
+  done: (value: A) => boolean,
+  timeout: Duration.DurationInput = Duration.seconds(30)
+) =>
   get.pipe(
     Effect.filterOrFail(done, () => "not yet" as const),
     Effect.retry({
       while: (error) => error === "not yet",
-      schedule: Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(30)))
+      schedule: Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(timeout))
     }),
     Effect.catchIf((error) => error === "not yet", () => get)
   )
@@ -47,5 +55,20 @@ export const waitFor = <A, E, R>(get: Effect.Effect<A, E, R>, done: (value: A) =
  */
 export const commandHandlerInMemory = (bus: Layer.Layer<EventBus.EventBus> = EventBus.layerMemory) =>
   CommandHandler.Default.pipe(
-    Layer.provideMerge(Layer.merge(Layer.effect(EventStore.EventStore, EventStore.makeMemory({ grace: Duration.zero })), bus))
+    Layer.provideMerge(
+      Layer.merge(Layer.effect(EventStore.EventStore, EventStore.makeMemory({ grace: Duration.zero })), bus)
+    )
   )
+
+/**
+ * How a contract property fared: "holds", "fails an assertion", or the cause
+ * of any other failure (a property that crashes proves nothing about the flaw).
+ */
+export const propertyVerdict = (exit: Exit.Exit<void, unknown>) =>
+  Exit.match(exit, {
+    onSuccess: () => "holds",
+    onFailure: (cause) => {
+      const error = Cause.squash(cause)
+      return error instanceof Error && error.name === "AssertionError" ? "fails an assertion" : Cause.pretty(cause)
+    }
+  })

@@ -1,10 +1,10 @@
 import { Either, FastCheck as fc } from "effect"
 import { fold, initialState } from "../src/Order.js"
+import { OrderId } from "../src/Order.js"
 import type { OrderCommand } from "../src/OrderCommand.js"
 import { CompleteProcessing, CreateOrder, FailProcessing, RequestProcessing } from "../src/OrderCommand.js"
 import { decide } from "../src/OrderDecider.js"
 import type { OrderEvent } from "../src/OrderEvent.js"
-import { OrderId } from "../src/OrderEvent.js"
 
 const orderId = OrderId.make("order-1")
 

@@ -1,336 +1,628 @@
 /**
- * The EventBus port on Kafka (kafkajs): one topic keyed by order id, so that
- * the events of one order share a partition and keep their order; one consumer
- * group per subscriber kind; undecodable messages go to a dead-letter topic.
+ * The EventBus port on Kafka (@platformatic/kafka): one topic keyed by order
+ * id, so that the events of one order share a partition and keep their order;
+ * one consumer group per subscriber kind; what a group gives up on (an event
+ * its handler kept failing on, a message that is not an event) goes to the
+ * dead-letter topic `<topic>.dlq`.
  */
-import type { EventBusShape, EventHandler } from "@orders/domain/EventBus"
-import { EventBus, handleUntilDone, redeliverySchedule } from "@orders/domain/EventBus"
+import type { DeadLetter, DeliveryPolicy, EventBusShape, EventHandler, Subscription } from "@orders/domain/EventBus"
+import { ConsumerStopped, defaultDeliveryPolicy, deliver, EventBus } from "@orders/domain/EventBus"
 import { ServiceUnavailable } from "@orders/domain/OrderError"
-import type { EventDecodeError, OrderEventEnvelope } from "@orders/domain/OrderEvent"
+import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEventJson, encodeEvent } from "@orders/domain/OrderEvent"
+import type { Base, Message, MessagesStream, MessageToProduce } from "@platformatic/kafka"
+import {
+  Admin,
+  compatibilityPartitioner,
+  Consumer,
+  findErrorBy,
+  MessagesStreamFallbackModes,
+  MessagesStreamModes,
+  ProduceAcks,
+  Producer,
+  stringDeserializer,
+  stringSerializer
+} from "@platformatic/kafka"
 import type { Scope } from "effect"
-import { Cause, Config, Deferred, Duration, Effect, Exit, Fiber, Layer, Runtime, ScopedRef } from "effect"
-import type { Consumer, EachMessagePayload, KafkaMessage, logCreator, Message, Producer, RetryOptions } from "kafkajs"
-// kafkajs is CommonJS whose named exports Node's ESM loader cannot all detect.
-import kafkajs from "kafkajs"
-import { connectWithRetry, StartupError } from "./Startup.js"
-
-const { Kafka, KafkaJSError, logLevel, Partitioners } = kafkajs
+import {
+  Cause,
+  Chunk,
+  Config,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberSet,
+  Layer,
+  Queue,
+  Runtime,
+  Schedule,
+  ScopedRef
+} from "effect"
+import { connectWithRetry } from "./Startup.js"
+import type { StartupError } from "./Startup.js"
 
 export interface EventBusKafkaOptions {
   readonly brokers: ReadonlyArray<string>
   readonly clientId: string
   /** Default `orders.events`. */
   readonly topic?: string
-  /** Partitions of the topics created at start-up, and how many a consumer handles at once. Default 12: the processor works on that many orders at once. */
+  /** Partitions of the topics created at start-up. Default 12. */
   readonly partitions?: number
   /** Default 1 (a single broker). */
   readonly replicationFactor?: number
-  /** Where undecodable messages go. Default `<topic>.dlq`. */
+  /** Default `<topic>.dlq`. */
   readonly deadLetterTopic?: string
+  /** How a consumer retries a failing handler before it parks the event. Default `defaultDeliveryPolicy`. */
+  readonly deliveryPolicy?: DeliveryPolicy
+  /** How many messages one subscription handles at once (of different orders). Default 64. */
+  readonly concurrency?: number
+  /** A produce request not acknowledged within this fails its publishes with ServiceUnavailable. Default 10 s. */
+  readonly publishTimeout?: Duration.DurationInput
   /** Without a heartbeat for this long a member is dropped from its group. Default 10 s (the broker's minimum is 6 s). */
   readonly sessionTimeout?: Duration.DurationInput
   /** Default 1 s. */
   readonly heartbeatInterval?: Duration.DurationInput
-  /** How long a rebalance waits for members busy with a message before it drops them. Default 15 s. */
+  /** How long a rebalance waits for the members to join again. Default 15 s. */
   readonly rebalanceTimeout?: Duration.DurationInput
-  /** Longest fetch long-poll; a closing consumer waits for the one in flight. Default 1 s. */
+  /** Longest fetch long-poll. Default 1 s. */
   readonly maxWaitTime?: Duration.DurationInput
   /** How long `subscribe` waits for the consumer to join its group. Default 30 s. */
   readonly joinTimeout?: Duration.DurationInput
-  /** Idempotent producer (no duplicates from kafkajs's own retries, order kept). Default true. */
-  readonly idempotent?: boolean
 }
 
+/** Keys are order ids and headers text; values stay bytes, so that a dead letter carries the payload as received. */
+type Received = Message<string, Buffer, string, string>
+type Outgoing = MessageToProduce<string, Buffer, string, string>
+
+/** The client nests the errors of its retries in `MultipleErrors`, whose own message only counts them. */
+const describe = (error: unknown): string =>
+  error instanceof AggregateError && error.errors.length > 0
+    ? [...new Set(error.errors.map(describe))].join("; ")
+    : error instanceof Error
+    ? error.message
+    : String(error)
+
+/** A record may have no value (or no key) whatever the types say. */
+const text = (bytes: Buffer | undefined) => bytes?.toString("utf8") ?? ""
+
+/** An error of the client, with the messages of the errors it nests. */
+const failure = (error: unknown) => new Error(describe(error), { cause: error })
+
 const unavailable = (what: string) => (cause: unknown) =>
-  new ServiceUnavailable({
-    service: "Kafka",
-    message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`
+  new ServiceUnavailable({ service: "Kafka", message: `${what}: ${describe(cause)}` })
+
+/**
+ * The client logs only through the `debug` package (DEBUG=plt:kafka:*): its
+ * events are logged instead, from their listeners, with the Scope's logger.
+ */
+const eventLogger = (annotations: Record<string, unknown>) =>
+  Effect.map(
+    Effect.runtime<never>(),
+    (runtime) => (line: Effect.Effect<void>) => Runtime.runSync(runtime)(line.pipe(Effect.annotateLogs(annotations)))
+  )
+
+type EventLogger = Effect.Effect.Success<ReturnType<typeof eventLogger>>
+
+/** Connection trouble is retried by the client and reported by the operation that gives up: debug lines. */
+const logBrokerEvents = (client: Base, log: EventLogger) => {
+  client.on(
+    "client:broker:failed",
+    ({ broker }) => log(Effect.logDebug(`cannot connect to ${broker.host}:${broker.port}`))
+  )
+  client.on(
+    "client:broker:disconnect",
+    ({ broker }) => log(Effect.logDebug(`disconnected from ${broker.host}:${broker.port}`))
+  )
+}
+
+const closeTimeout = Duration.seconds(5)
+
+/** Every client close is bounded: a shutdown must not hang on the broker. */
+const closing = (what: string, close: () => Promise<unknown>) =>
+  Effect.tryPromise(close).pipe(
+    Effect.timeoutFail({
+      duration: closeTimeout,
+      onTimeout: () => new Error(`no answer within ${Duration.format(closeTimeout)}`)
+    }),
+    Effect.catchAll((error) => Effect.logWarning(`Kafka ${what} did not close cleanly: ${describe(error)}`))
+  )
+
+/** The client's own retries: 250 ms doubling to at most 5 s. */
+const retryDelay = (_client: unknown, _operation: string, attempt: number) => Math.min(250 * 2 ** (attempt - 1), 5_000)
+/** About 2 s of retries: a publish fails fast when the broker is gone (the relay publishes it later). */
+const producerRetries = 3
+/** About 20 s of retries: a consumer rides out a broker restart before it stops for good. */
+const consumerRetries = 8
+
+/** Doubling from the policy's backoff to its maximum (the policy's attempts are counted where they apply). */
+const backoff = (policy: DeliveryPolicy) =>
+  Schedule.exponential(policy.backoff).pipe(Schedule.union(Schedule.spaced(policy.maxBackoff)))
+
+/** How many pending publishes share one produce request at most. */
+const maxPublishesPerRequest = 256
+
+const settingsOf = (options: EventBusKafkaOptions) => {
+  const millis = (duration: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
+    Duration.toMillis(duration ?? fallback)
+  const topic = options.topic ?? "orders.events"
+  const rebalanceTimeout = millis(options.rebalanceTimeout, "15 seconds")
+  return {
+    client: { clientId: options.clientId, bootstrapBrokers: [...options.brokers], connectTimeout: 3_000, retryDelay },
+    address: options.brokers.join(","),
+    topic,
+    deadLetterTopic: options.deadLetterTopic ?? `${topic}.dlq`,
+    partitions: options.partitions ?? 12,
+    replicationFactor: options.replicationFactor ?? 1,
+    policy: options.deliveryPolicy ?? defaultDeliveryPolicy,
+    concurrency: options.concurrency ?? 64,
+    publishTimeout: Duration.decode(options.publishTimeout ?? "10 seconds"),
+    joinTimeout: Duration.decode(options.joinTimeout ?? "30 seconds"),
+    group: {
+      sessionTimeout: millis(options.sessionTimeout, "10 seconds"),
+      heartbeatInterval: millis(options.heartbeatInterval, "1 second"),
+      rebalanceTimeout,
+      maxWaitTime: millis(options.maxWaitTime, "1 second"),
+      // A JoinGroup request legitimately waits up to the rebalance timeout for the other members.
+      requestTimeout: rebalanceTimeout + 5_000
+    }
+  }
+}
+
+type Settings = ReturnType<typeof settingsOf>
+
+/** Creates the topics that are missing and waits until every partition has a leader. */
+const ensureTopics = (settings: Settings) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new Admin({ ...settings.client, retries: 0, requestTimeout: 10_000 })),
+    (admin) => closing("admin client", () => admin.close())
+  ).pipe(
+    Effect.flatMap((admin) =>
+      // The start-up retries (connectWithRetry) are the only ones: the admin's are off.
+      connectWithRetry("Kafka", settings.address, async () => {
+        const topics = [settings.topic, settings.deadLetterTopic]
+        try {
+          const existing = new Set(await admin.listTopics())
+          const missing = topics.filter((topic) => !existing.has(topic))
+          if (missing.length > 0) {
+            await admin.createTopics({
+              topics: missing,
+              partitions: settings.partitions,
+              replicas: settings.replicationFactor
+            }).catch((error: Error) => {
+              // Another process created them meanwhile.
+              if (findErrorBy(error, "apiId", "TOPIC_ALREADY_EXISTS") === null) throw error
+            })
+          }
+          const metadata = await admin.metadata({ topics, forceUpdate: true })
+          const leaderless = topics.filter((topic) =>
+            metadata.topics.get(topic)?.partitions.every((partition) => partition.leader >= 0) !== true
+          )
+          if (leaderless.length > 0) throw new Error(`no leader yet for every partition of ${leaderless.join(", ")}`)
+        } catch (error) {
+          throw failure(error)
+        }
+      })
+    ),
+    Effect.scoped
+  )
+
+/**
+ * The producer: acks from every in-sync replica, one request in flight per
+ * connection, and no idempotence. The client's idempotent producer takes the
+ * producer id of a send before it numbers the send's records, and it renumbers
+ * from 0 after a failed send: a concurrent send could then reuse the sequence
+ * numbers of a batch whose acknowledgement was lost, and the broker would
+ * acknowledge it as a duplicate without writing it. A retried send may instead
+ * write a record twice, which the consumers, idempotent by design, absorb.
+ */
+const acquireProducer = (settings: Settings) =>
+  Effect.acquireRelease(
+    Effect.map(eventLogger({ kafkaClient: "producer" }), (log) => {
+      const producer = new Producer<string, Buffer, string, string>({
+        ...settings.client,
+        idempotent: false,
+        maxInflights: 1,
+        retries: producerRetries,
+        requestTimeout: 10_000,
+        // Java's and kafkajs's partitioner: an order keeps the partition it had before this client.
+        partitioner: compatibilityPartitioner,
+        autocreateTopics: false,
+        serializers: { key: stringSerializer, headerKey: stringSerializer, headerValue: stringSerializer }
+      })
+      logBrokerEvents(producer, log)
+      return producer
+    }),
+    (producer) => closing("producer", () => producer.close(true))
+  ).pipe(
+    Effect.map((producer) => (to: string, records: ReadonlyArray<Outgoing>) =>
+      Effect.async<void, ServiceUnavailable>((resume) => {
+        const failed = unavailable(`cannot write to ${to}`)
+        // A timer of its own: Effect.timeout forks a fiber per call, which slowed single publishes measurably.
+        const timer = setTimeout(
+          () => resume(Effect.fail(failed(`no acknowledgement within ${Duration.format(settings.publishTimeout)}`))),
+          Duration.toMillis(settings.publishTimeout)
+        )
+        // The client applies no `acks` of its constructor to a send: each send says all.
+        producer.send({ messages: [...records], acks: ProduceAcks.ALL }, (error) => {
+          clearTimeout(timer)
+          resume(error ? Effect.fail(failed(error)) : Effect.void)
+        })
+        return Effect.sync(() => clearTimeout(timer))
+      })
+    )
+  )
+
+type Send = Effect.Effect.Success<ReturnType<typeof acquireProducer>>
+
+interface PendingPublish {
+  readonly records: ReadonlyArray<Outgoing>
+  readonly written: Deferred.Deferred<void, ServiceUnavailable>
+}
+
+/**
+ * Publishes go out one produce request at a time, in the order they were
+ * made; those that arrive while a request is in flight share the next one. A
+ * publish waits at most for the request in flight and its own, each bounded
+ * by `publishTimeout`.
+ */
+const publisher = (settings: Settings, send: Send) =>
+  Effect.gen(function*() {
+    const pending = yield* Queue.unbounded<PendingPublish>()
+    const settle = (batch: Iterable<PendingPublish>, exit: Exit.Exit<void, ServiceUnavailable>) =>
+      Effect.forEach(batch, ({ written }) => Deferred.done(written, exit), { discard: true })
+    const closed = Exit.fail(unavailable(`cannot publish to ${settings.topic}`)("the bus is closed"))
+    // Runs after the sender below is interrupted: what it had not taken fails; a later publish is interrupted.
+    yield* Effect.addFinalizer(() =>
+      Queue.takeAll(pending).pipe(
+        Effect.flatMap((rest) => settle(rest, closed)),
+        Effect.zipRight(Queue.shutdown(pending))
+      )
+    )
+    yield* Queue.takeBetween(pending, 1, maxPublishesPerRequest).pipe(
+      Effect.flatMap((batch) =>
+        send(settings.topic, Chunk.toReadonlyArray(batch).flatMap((publish) => publish.records)).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => settle(batch, exit)),
+          Effect.onInterrupt(() => settle(batch, closed))
+        )
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    return Effect.fn("EventBusKafka.publish")(function*(events: ReadonlyArray<OrderEventEnvelope>) {
+      yield* Effect.annotateCurrentSpan({ topic: settings.topic, count: events.length })
+      if (events.length === 0) return
+      const written = yield* Deferred.make<void, ServiceUnavailable>()
+      yield* Queue.offer(pending, {
+        records: events.map((event) => ({
+          topic: settings.topic,
+          key: event.streamId,
+          value: Buffer.from(JSON.stringify(encodeEvent(event))),
+          headers: { eventType: event.type, eventId: event.eventId, correlationId: event.metadata.correlationId }
+        })),
+        written
+      })
+      yield* Deferred.await(written)
+    })
   })
 
 /**
- * kafkajs logs every failed request at error level, even those it retries and
- * recovers from (a coordinator still loading, a rebalance): those become debug
- * lines, so that a warning or an error means something.
+ * The publishing half of the bus, without the start-up check of the topics:
+ * `make` uses it, and on its own it shows how a publish fails when no broker
+ * answers.
  */
-const quietNamespaces = new Set(["Connection", "BrokerPool"])
-const quietMessages = [
-  "The group is rebalancing, re-joining",
-  // Deliberate: a publish must fail within seconds when the broker is gone (see the producer).
-  "Limiting retries for the idempotent producer"
-]
+export const makePublish = (
+  options: EventBusKafkaOptions
+): Effect.Effect<EventBusShape["publish"], never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const settings = settingsOf(options)
+    return acquireProducer(settings).pipe(Effect.flatMap((send) => publisher(settings, send)))
+  })
 
-const effectLogCreator = (runtime: Runtime.Runtime<never>): logCreator => () => ({ level, log, namespace }) => {
-  const { logger: _logger, message, stack: _stack, timestamp: _timestamp, ...extra } = log
-  const quiet = quietNamespaces.has(namespace) || quietMessages.some((prefix) => message.startsWith(prefix))
-  const line = quiet || level > logLevel.WARN
-    ? Effect.logDebug(message)
-    : level === logLevel.WARN
-    ? Effect.logWarning(message)
-    : Effect.logError(message)
-  Runtime.runSync(runtime)(line.pipe(Effect.annotateLogs({ ...extra, kafkajs: namespace })))
+/** The offsets of one partition still being handled, in the order they were read, and the next one to read. */
+interface Progress {
+  readonly unfinished: Set<bigint>
+  next: bigint
+  committed: bigint
+  leaderEpoch: number
 }
 
-/** Independent of NODE_ENV, which kafkajs reads to choose its default retries. */
-const clientRetry: RetryOptions = { initialRetryTime: 100, maxRetryTime: 2_000, retries: 5 }
-
-/** Thrown from `eachMessage` so that kafkajs neither resolves nor commits the message's offset. */
-const notHandled = (reason: string) => new KafkaJSError(reason, { retriable: true })
-
-const headerText = (value: unknown) => String(value).slice(0, 2_000)
+/** Where the group resumes this partition: at its oldest unfinished message, or after the last one read. */
+const resumeAt = (progress: Progress): bigint => progress.unfinished.values().next().value ?? progress.next
 
 /**
- * Acquires the bus: checks the broker, creates the topic and its dead-letter
- * topic if missing, connects one producer for the Scope.
+ * Waits for the next message. The stream is read one message at a time, so
+ * that the client stops fetching while the handlers are busy.
  */
-export const make = (options: EventBusKafkaOptions): Effect.Effect<EventBusShape, StartupError, Scope.Scope> =>
+const nextMessage = (stream: MessagesStream<string, Buffer, string, string>): Effect.Effect<Received> =>
+  Effect.suspend(() => {
+    const message: Received | null = stream.read()
+    return message !== null ? Effect.succeed(message) : Effect.async<void>((resume) => {
+      const wake = () => resume(Effect.void)
+      stream.once("readable", wake)
+      return Effect.sync(() => stream.removeListener("readable", wake))
+    }).pipe(Effect.zipRight(nextMessage(stream)))
+  })
+
+/**
+ * Consumes `topic` as a member of `group` until the Scope closes, passing each
+ * message to `handle`, which finishes it (handles, parks or dead-letters it)
+ * and never fails.
+ *
+ * The messages of different keys are handled concurrently, those of one key
+ * one after the other. A partition's offset is committed up to its oldest
+ * unfinished message. Each generation of the group reads its own stream,
+ * opened from the committed offsets once the member has joined: a rebalance
+ * interrupts the handlers at work, whose messages, not committed, are read
+ * again by whoever owns their partition now.
+ */
+const consume = <R>(
+  settings: Settings,
+  topic: string,
+  group: string,
+  handle: (message: Received) => Effect.Effect<void, never, R>
+): Effect.Effect<Subscription, ServiceUnavailable, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const brokers = [...options.brokers]
-    const address = brokers.join(",")
-    const topic = options.topic ?? "orders.events"
-    const deadLetterTopic = options.deadLetterTopic ?? `${topic}.dlq`
-    const partitions = options.partitions ?? 12
-    const idempotent = options.idempotent ?? true
-    const millis = (duration: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
-      Duration.toMillis(duration ?? fallback)
-    const sessionTimeout = millis(options.sessionTimeout, "10 seconds")
-    const heartbeatInterval = millis(options.heartbeatInterval, "1 second")
-    const rebalanceTimeout = millis(options.rebalanceTimeout, "15 seconds")
-    const maxWaitTimeInMs = millis(options.maxWaitTime, "1 second")
-    const joinTimeout = Duration.decode(options.joinTimeout ?? "30 seconds")
+    const log = yield* eventLogger({ group, topic, kafkaClient: "consumer" })
+    const joins = yield* Queue.sliding<number>(1)
+    /** Fails when the consumer or its stream gave up. */
+    const broken = yield* Deferred.make<never, unknown>()
+    const stopped = yield* Deferred.make<never, ConsumerStopped>()
 
-    const client = {
-      brokers,
-      clientId: options.clientId,
-      connectionTimeout: 3_000,
-      requestTimeout: 10_000,
-      logLevel: logLevel.WARN,
-      logCreator: effectLogCreator(yield* Effect.runtime<never>())
-    }
-    const kafka = new Kafka({ ...client, retry: clientRetry })
-
-    // Connecting at start-up is retried by connectWithRetry alone (kafkajs
-    // retries connections with its client-wide policy, which would multiply
-    // the attempts); the admin's requests keep kafkajs's retries.
-    const admin = new Kafka({ ...client, retry: { retries: 0 } }).admin({ retry: clientRetry })
-    yield* Effect.acquireRelease(
-      connectWithRetry("Kafka", address, () => admin.connect()),
-      () => Effect.promise(() => admin.disconnect().catch(() => undefined))
-    ).pipe(
-      Effect.zipRight(Effect.tryPromise({
-        try: () =>
-          admin.createTopics({
-            waitForLeaders: true,
-            topics: [topic, deadLetterTopic].map((name) => ({
-              topic: name,
-              numPartitions: partitions,
-              replicationFactor: options.replicationFactor ?? 1
-            }))
-          }),
-        catch: (cause) => new StartupError({ service: "Kafka", address, cause })
-      })),
-      Effect.scoped
-    )
-
-    const acquireProducer = Effect.acquireRelease(
-      Effect.suspend(() => {
-        const producer = kafka.producer({
-          idempotent,
-          // One request at a time keeps the order of sends to a partition across retries.
-          maxInFlightRequests: 1,
-          // The idempotent producer would retry forever: bounded, so that a
-          // publish fails with ServiceUnavailable in seconds when the broker is gone.
-          retry: clientRetry,
-          allowAutoTopicCreation: false,
-          createPartitioner: Partitioners.DefaultPartitioner
-        })
-        return Effect.tryPromise({ try: () => producer.connect(), catch: unavailable("cannot connect the producer") })
-          .pipe(Effect.as(producer))
-      }),
-      (producer) => Effect.promise(() => producer.disconnect().catch(() => undefined))
-    )
-    const producerRef = yield* ScopedRef.fromAcquire(acquireProducer).pipe(
-      Effect.mapError((cause) => new StartupError({ service: "Kafka", address, cause }))
-    )
-    // After a failed send an idempotent producer's sequence numbers may no
-    // longer match the broker's (a batch written whose answer was lost, or
-    // producer state expired on the broker): the broker would then drop the
-    // next batch as a duplicate or reject every send. A new producer id starts
-    // afresh; it is made at the next send, so a failing send fails fast.
-    let stale: Producer | undefined
-    const renewing = yield* Effect.makeSemaphore(1)
-    const currentProducer = renewing.withPermits(1)(Effect.gen(function*() {
-      const producer = yield* ScopedRef.get(producerRef)
-      if (producer !== stale) return producer
-      yield* ScopedRef.set(producerRef, acquireProducer)
-      return yield* ScopedRef.get(producerRef)
-    }))
-
-    const send = (to: string, messages: Array<Message>) =>
-      Effect.gen(function*() {
-        const producer = yield* currentProducer
-        yield* Effect.tryPromise({
-          try: () => producer.send({ topic: to, acks: -1, messages }),
-          catch: unavailable(`cannot publish to ${to}`)
-        }).pipe(Effect.tapError(() =>
-          Effect.sync(() => {
-            if (idempotent) stale = producer
-          })
-        ))
-      })
-
-    const publish = Effect.fn("EventBusKafka.publish")(function*(events: ReadonlyArray<OrderEventEnvelope>) {
-      yield* Effect.annotateCurrentSpan({ topic, count: events.length })
-      if (events.length === 0) return
-      yield* send(
-        topic,
-        events.map((event) => ({
-          key: event.streamId,
-          value: JSON.stringify(encodeEvent(event)),
-          headers: {
-            eventType: event.type,
-            eventId: event.eventId,
-            correlationId: event.metadata.correlationId
-          }
-        }))
-      )
-    })
-
-    const deadLetter = (payload: EachMessagePayload, error: EventDecodeError) => {
-      const { message, partition } = payload
-      return Effect.logError("undecodable message; it goes to the dead-letter topic", error.message).pipe(
-        Effect.zipRight(
-          send(deadLetterTopic, [{
-            key: message.key,
-            value: message.value,
-            headers: {
-              ...message.headers,
-              error: headerText(error.message),
-              sourceTopic: payload.topic,
-              sourcePartition: String(partition),
-              sourceOffset: message.offset
-            }
-          }]).pipe(
-            Effect.tapError((failure) => Effect.logWarning("cannot write to the dead-letter topic; retrying", failure)),
-            Effect.retry(redeliverySchedule)
-          )
-        ),
-        Effect.annotateLogs({ deadLetterTopic }),
-        Effect.orDie
-      )
-    }
-
-    /** Keeps the member in its group while a handler retries for longer than the session timeout. */
-    const heartbeats = (payload: EachMessagePayload) =>
-      Effect.tryPromise(() => payload.heartbeat()).pipe(
-        Effect.catchAll((error) => Effect.logDebug("heartbeat failed", error)),
-        Effect.delay(Duration.millis(heartbeatInterval)),
-        Effect.forever
-      )
-
-    const handleMessage = <R>(group: string, handler: EventHandler<R>, payload: EachMessagePayload) => {
-      const message: KafkaMessage = payload.message
-      const position = { group, topic: payload.topic, partition: payload.partition, offset: message.offset }
-      return decodeEventJson(message.value?.toString("utf8") ?? "").pipe(
-        Effect.matchEffect({
-          onFailure: (error) => deadLetter(payload, error),
-          onSuccess: (event) => handleUntilDone(handler, group, event)
-        }),
-        Effect.raceFirst(heartbeats(payload)),
-        Effect.tapDefect((cause) => Effect.logError("event handler died; the event will be delivered again", cause)),
-        Effect.annotateLogs(position),
-        Effect.withSpan("EventBusKafka.handle", { attributes: position, root: true })
-      )
-    }
-
-    const subscribe = Effect.fn("EventBusKafka.subscribe")(
-      function*<R>(group: string, handler: EventHandler<R>) {
-        yield* Effect.annotateCurrentSpan({ group, topic })
-        const runtime = yield* Effect.runtime<R>()
-        const inFlight = new Set<Fiber.RuntimeFiber<void>>()
-        let closing = false
-        const joined = yield* Deferred.make<void, Error>()
-
-        const consumer: Consumer = kafka.consumer({
+    const consumer = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const consumer = new Consumer<string, Buffer, string, string>({
+          ...settings.client,
+          ...settings.group,
           groupId: group,
-          sessionTimeout,
-          heartbeatInterval,
-          rebalanceTimeout,
-          maxWaitTimeInMs,
-          allowAutoTopicCreation: false
+          retries: consumerRetries,
+          autocommit: false,
+          maxBytes: 1_048_576,
+          deserializers: { key: stringDeserializer, headerKey: stringDeserializer, headerValue: stringDeserializer }
         })
-        const listeners = [
-          consumer.on(consumer.events.GROUP_JOIN, () => Deferred.unsafeDone(joined, Exit.void)),
-          consumer.on(consumer.events.CRASH, ({ payload }) => {
-            if (payload.restart) return
-            Deferred.unsafeDone(joined, Exit.fail(payload.error))
-            Runtime.runSync(runtime)(
-              Effect.logError("Kafka consumer stopped after an error it does not retry", payload.error).pipe(
-                Effect.annotateLogs({ group, topic })
+        logBrokerEvents(consumer, log)
+        consumer.on("consumer:group:join", ({ assignments, generationId }) => {
+          log(
+            Effect.logInfo("joined the consumer group").pipe(Effect.annotateLogs({
+              generation: generationId,
+              partitions: assignments?.flatMap((assignment) => assignment.partitions).join(",") ?? ""
+            }))
+          )
+          if (generationId !== undefined) Queue.unsafeOffer(joins, generationId)
+        })
+        consumer.on("consumer:group:rebalance", () => log(Effect.logDebug("the consumer group is rebalancing")))
+        consumer.on("consumer:heartbeat:error", ({ error }) =>
+          log(Effect.logDebug(`heartbeat failed: ${describe(error)}`)))
+        consumer.on("consumer:heartbeat:stalled", ({ lastError, stalledFor }) =>
+          log(Effect.logWarning(
+            `no heartbeat for ${stalledFor} ms${lastError === undefined ? "" : `: ${describe(lastError)}`}`
+          )))
+        consumer.on("error", (error) =>
+          Deferred.unsafeDone(broken, Exit.fail(failure(error))))
+        return consumer
+      }),
+      (consumer) => closing(`consumer of group ${group}`, () => consumer.close(true))
+    )
+
+    /** A stream for the current generation, opened once the member has joined it. */
+    const openStream = Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const stream = await consumer.consume({
+            topics: [topic],
+            mode: MessagesStreamModes.COMMITTED,
+            fallbackMode: MessagesStreamFallbackModes.EARLIEST
+          })
+          return { stream, generation: consumer.generationId }
+        },
+        catch: unavailable(`consumer group ${group} cannot join`)
+      }).pipe(
+        Effect.timeoutFail({
+          duration: settings.joinTimeout,
+          onTimeout: () =>
+            unavailable(`consumer group ${group}`)(`not joined within ${Duration.format(settings.joinTimeout)}`)
+        }),
+        Effect.tap(({ stream }) =>
+          Effect.sync(() => {
+            // The client fetches only for a stream in paused or flowing mode, not for one yet unread.
+            stream.on("readable", () => undefined)
+            stream.on("error", (error) => Deferred.unsafeDone(broken, Exit.fail(failure(error))))
+            stream.on("end", () => Deferred.unsafeDone(broken, Exit.fail(new Error("the message stream ended"))))
+          })
+        )
+      ),
+      // Destroyed, not closed: closing waits for the unread messages to be read.
+      ({ stream }) => Effect.sync(() => stream.destroy())
+    )
+
+    const runGeneration = ({ generation, stream }: Effect.Effect.Success<typeof openStream>) =>
+      Effect.gen(function*() {
+        const partitions = new Map<number, Progress>()
+        /** Wakes the committer: a message was finished. */
+        const finished = yield* Queue.sliding<void>(1)
+        const commit = Effect.suspend(() => {
+          const offsets = [...partitions].flatMap(([partition, progress]) => {
+            const offset = resumeAt(progress)
+            return offset > progress.committed
+              ? [{ topic, partition, offset, leaderEpoch: progress.leaderEpoch }]
+              : []
+          })
+          // After a rebalance the generation is over, and its unfinished work is redelivered.
+          if (offsets.length === 0 || consumer.generationId !== generation) return Effect.void
+          return Effect.tryPromise(() => consumer.commit({ offsets })).pipe(
+            Effect.tap(() =>
+              Effect.sync(() => {
+                for (const { offset, partition } of offsets) partitions.get(partition)!.committed = offset
+              })
+            ),
+            Effect.catchAll((error) =>
+              Effect.logWarning(`cannot commit offsets; trying again: ${describe(error)}`).pipe(
+                Effect.zipRight(Effect.sleep(Duration.seconds(1))),
+                Effect.zipRight(Queue.offer(finished, undefined))
+              )
+            )
+          )
+        })
+        // Added before the handlers' FiberSet, so run after it interrupted them: commits what they finished.
+        yield* Effect.addFinalizer(() => commit.pipe(Effect.timeout(closeTimeout), Effect.ignore))
+        const handlers = yield* FiberSet.make<void, never>()
+        const slots = yield* Effect.makeSemaphore(settings.concurrency)
+        /** Per key, the completion of its latest message: the next one waits for it. */
+        const latest = new Map<string, Deferred.Deferred<void>>()
+        yield* Queue.take(finished).pipe(Effect.zipRight(commit), Effect.forever, Effect.forkScoped)
+
+        const dispatch = (message: Received) =>
+          Effect.gen(function*() {
+            yield* slots.take(1)
+            const progress = partitions.get(message.partition) ??
+              { unfinished: new Set(), next: 0n, committed: -1n, leaderEpoch: -1 }
+            partitions.set(message.partition, progress)
+            progress.unfinished.add(message.offset)
+            progress.next = message.offset + 1n
+            progress.leaderEpoch = message.leaderEpoch
+            // A message without a key orders with nothing.
+            const key: string | undefined = message.key
+            const previous = key === undefined ? undefined : latest.get(key)
+            const done = yield* Deferred.make<void>()
+            if (key !== undefined) latest.set(key, done)
+            yield* FiberSet.run(
+              handlers,
+              Effect.gen(function*() {
+                if (previous !== undefined) yield* Deferred.await(previous)
+                yield* handle(message)
+                progress.unfinished.delete(message.offset)
+                if (key !== undefined && latest.get(key) === done) latest.delete(key)
+                yield* Deferred.succeed(done, undefined)
+                yield* Queue.offer(finished, undefined)
+              }).pipe(
+                Effect.ensuring(slots.release(1)),
+                // `handle` never fails: a defect here is this adapter's, and stops the consumer.
+                Effect.tapErrorCause((cause) =>
+                  Cause.isInterruptedOnly(cause) ? Effect.void : Deferred.failCause(broken, cause)
+                )
               )
             )
           })
-        ]
 
-        // The message is handled in a fiber of the caller's runtime; the offset
-        // is committed only once `eachMessage` resolves, i.e. after the handler
-        // succeeded (at least once).
-        const eachMessage = (payload: EachMessagePayload): Promise<void> => {
-          if (closing) return Promise.reject(notHandled("the consumer is closing"))
-          const fiber = Runtime.runFork(runtime)(handleMessage(group, handler, payload))
-          inFlight.add(fiber)
-          return new Promise((resolve, reject) =>
-            fiber.addObserver((exit) => {
-              inFlight.delete(fiber)
-              if (Exit.isSuccess(exit)) resolve()
-              else reject(notHandled(Cause.isInterruptedOnly(exit.cause) ? "the consumer is closing" : "handler died"))
-            })
-          )
+        const rejoined = Queue.take(joins).pipe(Effect.repeat({ until: (joined) => joined !== generation }))
+        yield* Effect.raceFirst(nextMessage(stream).pipe(Effect.flatMap(dispatch), Effect.forever), rejoined)
+      }).pipe(Effect.scoped)
+
+    const streamRef = yield* ScopedRef.fromAcquire(openStream)
+    const generations = Effect.gen(function*() {
+      while (true) {
+        yield* runGeneration(yield* ScopedRef.get(streamRef))
+        // The next stream is opened before the last one is destroyed: the topic stays subscribed.
+        yield* ScopedRef.set(streamRef, openStream)
+      }
+    })
+    yield* Effect.addFinalizer(() => Deferred.interrupt(stopped))
+    yield* Effect.raceFirst(generations, Deferred.await(broken)).pipe(
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("Kafka consumer stopped for good", cause).pipe(
+          Effect.zipRight(Deferred.fail(stopped, new ConsumerStopped({ group, cause: Cause.squash(cause) })))
+        )
+      ),
+      Effect.annotateLogs({ group, topic }),
+      Effect.forkScoped
+    )
+    return { stopped: Deferred.await(stopped) }
+  })
+
+/**
+ * Acquires the bus: creates the topic and its dead-letter topic if missing
+ * (bounded start-up retries), then one producer for the Scope; each
+ * subscription has its own consumer.
+ */
+export const make = (options: EventBusKafkaOptions): Effect.Effect<EventBusShape, StartupError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = settingsOf(options)
+    const { deadLetterTopic, policy, topic } = settings
+    yield* ensureTopics(settings)
+    const send = yield* acquireProducer(settings)
+    const publish = yield* publisher(settings, send)
+
+    /** Writes `message` to the dead-letter topic, retried until it is written: until then it stays unfinished. */
+    const park = (message: Received, group: string, reason: string) =>
+      send(deadLetterTopic, [{
+        topic: deadLetterTopic,
+        key: message.key,
+        value: message.value,
+        headers: {
+          ...Object.fromEntries(message.headers),
+          group,
+          reason: reason.slice(0, 2_000),
+          sourceTopic: message.topic,
+          sourcePartition: String(message.partition),
+          sourceOffset: String(message.offset)
         }
+      }]).pipe(
+        Effect.tapError((error) =>
+          Effect.logWarning(`cannot write to the dead-letter topic; retrying: ${error.message}`)
+        ),
+        Effect.retry(backoff(policy)),
+        Effect.orDie,
+        Effect.annotateLogs({ deadLetterTopic })
+      )
 
-        const close = Effect.gen(function*() {
-          closing = true
-          // disconnect() stops the fetch loop at once but waits for the message
-          // in hand; interrupting its handler (not committed, so delivered
-          // again) lets it finish even when the handler would retry forever.
-          const disconnected = consumer.disconnect().then(() => undefined, (error: unknown) => error)
-          yield* Effect.forEach([...inFlight], Fiber.interruptFork, { discard: true })
-          const error = yield* Effect.promise(() => disconnected).pipe(
-            Effect.timeoutFail({ duration: Duration.seconds(10), onTimeout: () => "disconnect timed out" })
-          )
-          if (error !== undefined) yield* Effect.logWarning("Kafka consumer did not disconnect cleanly", error)
-        }).pipe(
-          Effect.catchAll((error) => Effect.logWarning("Kafka consumer did not disconnect cleanly", error)),
-          Effect.ensuring(Effect.sync(() => listeners.forEach((remove) => remove()))),
-          Effect.annotateLogs({ group, topic })
-        )
+    const position = (group: string, message: Received) => ({
+      group,
+      topic: message.topic,
+      partition: message.partition,
+      offset: String(message.offset)
+    })
 
-        yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => consumer.connect(), catch: unavailable(`consumer ${group} cannot connect`) }),
-          () => close
+    const handleEvent = <R>(group: string, handler: EventHandler<R>) => (message: Received) =>
+      decodeEventJson(text(message.value)).pipe(
+        Effect.matchEffect({
+          onFailure: (error) =>
+            Effect.logError("undecodable message; it goes to the dead-letter topic", error.message).pipe(
+              Effect.zipRight(park(message, group, error.message))
+            ),
+          onSuccess: (event) =>
+            deliver(handler, group, event, policy).pipe(
+              Effect.flatMap((delivery) =>
+                delivery._tag === "Parked" ? park(message, group, delivery.reason) : Effect.void
+              )
+            )
+        }),
+        Effect.annotateLogs(position(group, message)),
+        Effect.withSpan("EventBusKafka.handle", { attributes: position(group, message), root: true })
+      )
+
+    const handleDeadLetter =
+      <R>(group: string, handler: (letter: DeadLetter) => Effect.Effect<void, unknown, R>) => (message: Received) => {
+        const letter: DeadLetter = {
+          group: message.headers.get("group") ?? "",
+          reason: message.headers.get("reason") ?? "",
+          key: message.key,
+          payload: text(message.value)
+        }
+        return Effect.suspend(() => handler(letter)).pipe(
+          Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(cause)),
+          Effect.tapError((cause) => Effect.logWarning("dead-letter handler failed", cause)),
+          Effect.retry(backoff(policy).pipe(Schedule.intersect(Schedule.recurs(policy.attempts - 1)))),
+          // As on the in-memory bus: a dead letter has nowhere further to go, and stays in its topic for other groups.
+          Effect.catchAll((cause) => Effect.logError("dead-letter handler kept failing; the letter is skipped", cause)),
+          Effect.annotateLogs(position(group, message))
         )
-        yield* Effect.tryPromise({
-          try: async () => {
-            await consumer.subscribe({ topics: [topic], fromBeginning: true })
-            // Partitions are handled concurrently, each one a message at a time: an order's events stay in order.
-            await consumer.run({ partitionsConsumedConcurrently: partitions, eachMessage })
-          },
-          catch: unavailable(`consumer ${group} cannot start`)
-        })
-        // Returning only once the group is joined: an event published after
-        // subscribe returned is then consumed even by a brand-new group.
-        yield* Deferred.await(joined).pipe(
-          Effect.mapError(unavailable(`consumer ${group} cannot join its group`)),
-          Effect.timeoutFail({
-            duration: joinTimeout,
-            onTimeout: () =>
-              unavailable(`consumer ${group}`)(`did not join its group within ${Duration.format(joinTimeout)}`)
-          })
-        )
+      }
+
+    const subscribe = Effect.fn("EventBusKafka.subscribe")(function*<R>(group: string, handler: EventHandler<R>) {
+      yield* Effect.annotateCurrentSpan({ group, topic })
+      return yield* consume(settings, topic, group, handleEvent(group, handler))
+    })
+
+    const subscribeDeadLetters = Effect.fn("EventBusKafka.subscribeDeadLetters")(
+      function*<R>(group: string, handler: (letter: DeadLetter) => Effect.Effect<void, unknown, R>) {
+        yield* Effect.annotateCurrentSpan({ group, topic: deadLetterTopic })
+        return yield* consume(settings, deadLetterTopic, group, handleDeadLetter(group, handler))
       }
     )
 
-    return { publish, subscribe } satisfies EventBusShape
+    return { publish, subscribe, subscribeDeadLetters } satisfies EventBusShape
   })
 
 /** The bus on Kafka for the lifetime of the Layer. */

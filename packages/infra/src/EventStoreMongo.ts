@@ -43,8 +43,9 @@
  */
 import type { EventStoreShape } from "@orders/domain/EventStore"
 import { assertContiguous, defaultGrace, EventStore } from "@orders/domain/EventStore"
+import type { OrderId } from "@orders/domain/Order"
 import { AppendOutcomeUnknown, ConcurrencyConflict, ServiceUnavailable } from "@orders/domain/OrderError"
-import type { OrderEventEnvelope, OrderId } from "@orders/domain/OrderEvent"
+import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEvent, encodeEvent } from "@orders/domain/OrderEvent"
 import type { ConfigError } from "effect"
 import { Array as Arr, Clock, Config, Duration, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"

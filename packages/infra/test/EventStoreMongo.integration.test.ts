@@ -2,6 +2,8 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { EventStore } from "@orders/domain/EventStore"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { encodeEvent } from "@orders/domain/OrderEvent"
+import { eventStoreContract } from "@orders/domain/testing/contract/EventStoreContract"
+import { envelope, lifecycle, uniqueOrderId } from "@orders/domain/testing/fixtures"
 import {
   ConfigProvider,
   Context,
@@ -17,8 +19,6 @@ import {
 } from "effect"
 import type { Server, Socket } from "node:net"
 import { connect, createServer } from "node:net"
-import { eventStoreContract } from "../../domain/test/contract/EventStoreContract.js"
-import { envelope, lifecycle, uniqueOrderId } from "../../domain/test/fixtures.js"
 import * as EventStoreMongo from "../src/EventStoreMongo.js"
 import { tcpProxy } from "./support/network.js"
 import { freshMongoDatabase, mongoUri, mongoUriFor, withMongo } from "./support/stack.js"

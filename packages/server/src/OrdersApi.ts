@@ -6,6 +6,7 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Order } from "@orders/domain/Order"
+import { OrderId, OrderName } from "@orders/domain/Order"
 import {
   AppendOutcomeUnknown,
   ConcurrencyConflict,
@@ -14,7 +15,6 @@ import {
   OrderNotFound,
   ServiceUnavailable
 } from "@orders/domain/OrderError"
-import { OrderId, OrderName } from "@orders/domain/OrderEvent"
 import { Schema } from "effect"
 
 /** Report every invalid field at once, not just the first. */

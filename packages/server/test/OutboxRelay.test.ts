@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as EventBus from "@orders/domain/EventBus"
 import * as EventStore from "@orders/domain/EventStore"
+import { OrderId } from "@orders/domain/Order"
 import { ServiceUnavailable } from "@orders/domain/OrderError"
-import { OrderId } from "@orders/domain/OrderEvent"
 import { lifecycle } from "@orders/domain/testing/fixtures"
-import { Cause, Duration, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
 import { launch } from "@orders/infra/Program"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
 import { makeRelay, OutboxRelayLive, relayLoop } from "../src/OutboxRelay.js"
 
 const noGrace = Layer.effect(EventStore.EventStore, EventStore.makeMemory({ grace: Duration.zero }))
@@ -72,7 +72,9 @@ describe("OutboxRelay", () => {
           unpublished: () => Effect.dieMessage("event store corrupt: a commit does not decode")
         }))
       )
-      const exit = yield* Effect.exit(launch(OutboxRelayLive.pipe(Layer.provide(Layer.merge(corruptStore, EventBus.layerMemory)))))
+      const exit = yield* Effect.exit(
+        launch(OutboxRelayLive.pipe(Layer.provide(Layer.merge(corruptStore, EventBus.layerMemory))))
+      )
       expect(exit).toMatchObject({ _tag: "Failure" })
       expect(String(Exit.isFailure(exit) && Cause.squash(exit.cause))).toContain("outbox relay stopped")
     }))

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as EventStore from "@orders/domain/EventStore"
-import { OrderId, OrderProcessingFailed } from "@orders/domain/OrderEvent"
+import { OrderId } from "@orders/domain/Order"
+import { OrderProcessingFailed } from "@orders/domain/OrderEvent"
 import * as OrderReadModel from "@orders/domain/OrderReadModel"
-import { Effect, Either, Layer, Option } from "effect"
 import { envelope, lifecycle } from "@orders/domain/testing/fixtures"
+import { Effect, Either, Layer, Option } from "effect"
 import { makeProjection } from "../src/Projector.js"
 
 const Memory = Layer.merge(EventStore.layerMemory, OrderReadModel.layerMemory)

@@ -3,8 +3,8 @@
  * databases, schemas and topics that live as long as a Scope, so that runs
  * never see each other's data.
  */
+import { Admin } from "@platformatic/kafka"
 import { Effect } from "effect"
-import kafkajs from "kafkajs"
 import { MongoClient } from "mongodb"
 import pg from "pg"
 
@@ -70,9 +70,20 @@ export const freshKafkaTopic = Effect.acquireRelease(
   Effect.sync(() => `orders.events.${uniqueName("test")}`),
   (topic) =>
     Effect.promise(async () => {
-      const admin = new kafkajs.Kafka({ brokers: kafkaBrokers, logLevel: kafkajs.logLevel.NOTHING }).admin()
-      await admin.connect()
+      const admin = new Admin({ clientId: "orders-test", bootstrapBrokers: kafkaBrokers })
       await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined)
-      await admin.disconnect()
+      await admin.close()
     })
 )
+
+/**
+ * Fresh stores for the scope, and the environment that points the programs at
+ * them (`MONGODB_URI`, `DATABASE_URL`, `KAFKA_TOPIC`).
+ */
+export const freshStack = Effect.gen(function*() {
+  const database = yield* freshMongoDatabase
+  const schema = yield* freshPgSchema()
+  const topic = yield* freshKafkaTopic
+  const env = { MONGODB_URI: mongoUriFor(database), DATABASE_URL: schemaUrl(schema), KAFKA_TOPIC: topic }
+  return { database, schema, topic, env }
+})
