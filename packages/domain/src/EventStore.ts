@@ -14,6 +14,14 @@ export interface EventStoreShape {
   /** The stream's events in version order; empty when the stream does not exist. */
   readonly read: (streamId: OrderId) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
   /**
+   * The stream as far as this process knows it without asking the server: a
+   * prefix of what `read` returns, possibly short of the latest events (empty
+   * for a stream it never saw). Never wrong about the events it returns, so a
+   * decision made on it is safe to append: a stale prefix meets a
+   * `ConcurrencyConflict`. Keeps reads off the command path.
+   */
+  readonly readKnown: (streamId: OrderId) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
+  /**
    * Appends all of `events` or none, and keeps them in the outbox until they
    * are marked published. Fails with `ConcurrencyConflict` unless the stream
    * is at `expectedVersion` (0: it does not exist yet). The events' versions
@@ -86,8 +94,11 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<EventStor
     const streams = new Map<OrderId, Array<OrderEventEnvelope>>()
     /** Keyed `<streamId>:<previous version>`, oldest append first. */
     const outbox = new Map<string, PendingAppend>()
+    const read = (streamId: OrderId) => Effect.sync(() => [...(streams.get(streamId) ?? [])])
     return {
-      read: (streamId) => Effect.sync(() => [...(streams.get(streamId) ?? [])]),
+      read,
+      // Everything is known in memory.
+      readKnown: read,
       append: (streamId, expectedVersion, events) =>
         assertContiguous(streamId, expectedVersion, events).pipe(
           Effect.zipRight(Clock.currentTimeMillis),

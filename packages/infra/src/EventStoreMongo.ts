@@ -441,6 +441,17 @@ export const make = (options: MongoOptions) =>
       return events
     })
 
+    const readKnown = (streamId: OrderId) =>
+      Effect.sync(() => {
+        const events: Array<OrderEventEnvelope> = []
+        let commit = known.get(commitId(streamId, 0))
+        while (commit !== undefined) {
+          events.push(...commit.events)
+          commit = known.get(commitId(streamId, commit.version))
+        }
+        return events
+      })
+
     /** Moves a marker's `due`, unless a writer moved it meanwhile. */
     const reschedule = (marker: OutboxDocument, update: UpdateFilter<OutboxDocument>) =>
       attempt("unpublished", () => outbox.updateOne({ _id: marker._id, due: marker.due }, update))
@@ -523,7 +534,7 @@ export const make = (options: MongoOptions) =>
       } satisfies OutboxBacklog
     })
 
-    return { append, read, unpublished, markPublished, backlog } satisfies EventStoreShape & {
+    return { append, read, readKnown, unpublished, markPublished, backlog } satisfies EventStoreShape & {
       readonly backlog: () => Effect.Effect<OutboxBacklog, ServiceUnavailable>
     }
   })

@@ -214,6 +214,24 @@ describe("EventStoreMongo", () => {
       expect((yield* processor.read(orderId)).map((event) => event.version)).toEqual([1, 2, 3])
     }))
 
+  it.scoped("knows without asking only what this process wrote or read; a decision on a stale prefix cannot append", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const api = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const processor = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const [created, requested, processed] = lifecycle(uniqueOrderId())
+      const orderId = created!.streamId
+      yield* api.append(orderId, 0, [created!])
+      expect(yield* processor.readKnown(orderId)).toEqual([])
+      expect(yield* api.readKnown(orderId)).toEqual([created])
+      yield* processor.append(orderId, 1, [requested!]).pipe(Effect.zipLeft(processor.read(orderId)), Effect.orDie)
+      // The api's prefix is now stale: an append decided on it is refused, and a fresh read catches up.
+      const stale = yield* Effect.either(api.append(orderId, 1, [envelope(2, processed!.data)]))
+      expect(Either.isLeft(stale) && stale.left._tag).toBe("ConcurrencyConflict")
+      expect(yield* api.read(orderId)).toEqual([created, requested])
+      expect(yield* api.readKnown(orderId)).toEqual([created, requested])
+    }))
+
   it.scoped("goes on over the marker of a writer that died before its commit; the marker covers the commit that lands", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase

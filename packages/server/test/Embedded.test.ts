@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { freePort } from "@orders/infra/testing/network"
 import { Effect } from "effect"
-import { expectOriginalFiveCalls, originalFiveCalls, startProgram, waitForOutput } from "./support/programs.js"
+import { expectOriginalFiveCalls, originalFiveCalls } from "./support/originalFiveCalls.js"
+import { startProgram, waitForOutput } from "./support/programs.js"
 
 describe("pnpm start (the embedded program, as a separate process)", () => {
   it.scopedLive(

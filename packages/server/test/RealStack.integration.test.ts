@@ -9,7 +9,8 @@ import { freePort } from "@orders/infra/testing/network"
 import { freshStack, withMongo, withPostgres } from "@orders/infra/testing/stack"
 import { Effect } from "effect"
 import { Duration } from "effect"
-import { expectOriginalFiveCalls, orderOf, originalFiveCalls, startProgram, waitForOutput } from "./support/programs.js"
+import { expectOriginalFiveCalls, originalFiveCalls } from "./support/originalFiveCalls.js"
+import { orderOf, startProgram, waitForOutput } from "./support/programs.js"
 
 describe("pnpm start:server and pnpm start:processor on the real stack", () => {
   it.scopedLive("serve the five calls, survive a killed processor, and stop cleanly", () =>

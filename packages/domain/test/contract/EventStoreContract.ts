@@ -34,6 +34,18 @@ export const eventStoreProperties = {
     expect(yield* store.read(orderId)).toEqual([created, requested, processed])
   }),
 
+  "knows without asking a prefix of the stream, and what it appended itself": Effect.gen(function*() {
+    const store = yield* EventStore
+    const orderId = uniqueOrderId()
+    const [created, requested, processed] = lifecycle(orderId)
+    expect(yield* store.readKnown(orderId)).toEqual([])
+    yield* store.append(orderId, 0, [created!])
+    yield* store.append(orderId, 1, [requested!, processed!])
+    const known = yield* store.readKnown(orderId)
+    expect(known).toEqual([created, requested, processed])
+    expect(yield* store.read(orderId)).toEqual(known)
+  }),
+
   "rejects a stale expected version and appends nothing": Effect.gen(function*() {
     const store = yield* EventStore
     const orderId = uniqueOrderId()
