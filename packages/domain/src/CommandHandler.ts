@@ -4,12 +4,12 @@
  *
  * @since 0.1.0
  */
-import { Array, DateTime, Duration, Effect, Schedule } from "effect"
+import { Array, DateTime, Duration, Effect, Schedule, Schema } from "effect"
 import { EventBus } from "./EventBus.js"
 import { EventStore } from "./EventStore.js"
 import type { Order } from "./Order.js"
 import { fold, toOrder } from "./Order.js"
-import type { OrderCommand } from "./OrderCommand.js"
+import { OrderCommand } from "./OrderCommand.js"
 import type { Refusal } from "./OrderDecider.js"
 import { decide } from "./OrderDecider.js"
 import type { AppendOutcomeUnknown, ConcurrencyConflict, ServiceUnavailable } from "./OrderError.js"
@@ -21,6 +21,40 @@ export interface CommandResult {
   /** The order after the command. */
   readonly order: Order
   readonly events: Array.NonEmptyReadonlyArray<OrderEventEnvelope>
+  /** True when the command had already been handled under its idempotency key: nothing was appended this time. */
+  readonly replayed: boolean
+}
+
+/** The caller decided on a version of the order that is no longer (or not yet) the current one. */
+export class VersionMismatch extends Schema.TaggedError<VersionMismatch>()("VersionMismatch", {
+  orderId: Schema.String,
+  expectedVersion: Schema.Int,
+  actualVersion: Schema.Int,
+  message: Schema.String
+}) {
+  static of(orderId: string, expectedVersion: number, actualVersion: number) {
+    return new VersionMismatch({
+      orderId,
+      expectedVersion,
+      actualVersion,
+      message: `order '${orderId}' is at version ${actualVersion}, not ${expectedVersion}`
+    }, trusted)
+  }
+}
+
+/** An idempotency key already used on this order for a different command. */
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()("IdempotencyKeyReused", {
+  orderId: Schema.String,
+  idempotencyKey: Schema.String,
+  message: Schema.String
+}) {
+  static of(orderId: string, idempotencyKey: string) {
+    return new IdempotencyKeyReused({
+      orderId,
+      idempotencyKey,
+      message: `the idempotency key was already used on order '${orderId}' for a different request`
+    }, trusted)
+  }
 }
 
 export type CommandError<C extends OrderCommand> =
@@ -28,6 +62,62 @@ export type CommandError<C extends OrderCommand> =
   | ConcurrencyConflict
   | ServiceUnavailable
   | AppendOutcomeUnknown
+
+/** A command from outside may also fail on the caller's own conditions: on a version only if it named one. */
+export type RequestError<C extends OrderCommand, O extends CommandOptions = CommandOptions> =
+  | CommandError<C>
+  | IdempotencyKeyReused
+  | ("expectedVersion" extends keyof O ? VersionMismatch : never)
+
+/** What a caller from outside may require of a command besides its data. */
+export interface CommandOptions {
+  /** Decide only on this version of the order (an HTTP `If-Match`); any other fails with `VersionMismatch`. */
+  readonly expectedVersion?: number
+}
+
+/** Looks at the stream before deciding: a result to answer with instead, or nothing to go on deciding. */
+type Precheck<E extends { readonly _tag: string }> = (
+  history: ReadonlyArray<OrderEventEnvelope>
+) => Effect.Effect<CommandResult | undefined, E>
+
+const noPrecheck: Precheck<never> = () => Effect.succeed(undefined)
+
+const encodeCommand = Schema.encodeSync(OrderCommand)
+
+/** JSON with object keys sorted: equal commands give equal text. */
+const canonicalJson = (value: unknown): string =>
+  JSON.stringify(
+    value,
+    (_key, field: unknown) =>
+      field !== null && typeof field === "object" && !globalThis.Array.isArray(field)
+        ? Object.fromEntries(Object.entries(field).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : field
+  )
+
+/** SHA-256 (hex) of the command's canonical JSON, with the platform's Web Crypto: the domain depends on `effect` only. */
+export const requestHash = (command: OrderCommand): Effect.Effect<string> =>
+  Effect.promise(() => crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(encodeCommand(command)))))
+    .pipe(
+      Effect.map((digest) => [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join(""))
+    )
+
+/**
+ * The result a keyed command had when it was first handled: the order folded
+ * up to its last event, and its events (those the key is on, appended together).
+ */
+const earlierResult = (
+  history: ReadonlyArray<OrderEventEnvelope>,
+  idempotencyKey: string
+): { readonly result: CommandResult; readonly requestHash: string | undefined } | undefined => {
+  const first = history.findIndex((event) => event.metadata.idempotencyKey === idempotencyKey)
+  if (first === -1) return undefined
+  let end = first + 1
+  while (end < history.length && history[end]!.metadata.idempotencyKey === idempotencyKey) end++
+  const events = history.slice(first, end) as unknown as Array.NonEmptyReadonlyArray<OrderEventEnvelope>
+  const order = toOrder(fold(history.slice(0, end).map((event) => event.data)), end)
+  if (order === undefined) return undefined
+  return { result: { order, events, replayed: true }, requestHash: events[0].metadata.requestHash }
+}
 
 /** How long a command waits for the bus before leaving its events to the outbox relay. */
 export const publishTimeout = Duration.seconds(2)
@@ -41,6 +131,16 @@ export const conflictRetry = Schedule.exponential(Duration.millis(5)).pipe(
   Schedule.jittered,
   Schedule.intersect(Schedule.recurs(4))
 )
+
+/** Answers that a decision on a stale prefix of the stream could have caused. */
+const mayBeStale: ReadonlySet<string> = new Set([
+  "ConcurrencyConflict",
+  "StaleRead",
+  "VersionMismatch",
+  "OrderNotFound",
+  "OrderAlreadyExists",
+  "InvalidOrderTransition"
+])
 
 export class CommandHandler extends Effect.Service<CommandHandler>()("orders/CommandHandler", {
   effect: Effect.gen(function*() {
@@ -64,14 +164,26 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
         Effect.withSpan("CommandHandler.publish")
       )
 
-    /** `seenVersion`: the caller knows the stream holds at least this version; a read that shows less is stale. */
-    const decideAndAppend = <C extends OrderCommand>(command: C, metadata: EventMetadata, seenVersion: number) =>
+    /**
+     * `seenVersion`: the caller knows the stream holds at least this version; a
+     * read that shows less is stale. `fresh`: read the store, rather than take
+     * the stream as this process knows it (see `run`).
+     */
+    const decideAndAppend = <C extends OrderCommand, E extends { readonly _tag: string }>(
+      command: C,
+      metadata: EventMetadata,
+      seenVersion: number,
+      precheck: Precheck<E>,
+      fresh: boolean
+    ) =>
       Effect.gen(function*() {
-        const history = yield* store.read(command.orderId)
+        const history = yield* (fresh ? store.read : store.readKnown)(command.orderId)
         const version = history.length
         if (version < seenVersion) {
           return yield* new StaleRead({ streamId: command.orderId, version: seenVersion, found: version })
         }
+        const answered = yield* precheck(history)
+        if (answered !== undefined) return answered
         const state = fold(history.map((event) => event.data))
         const decided = yield* decide(command, state)
         const occurredAt = yield* DateTime.now
@@ -88,22 +200,68 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
         yield* store.append(command.orderId, version, events)
         const order = toOrder(fold(decided, state), version + events.length)
         if (order === undefined) return yield* Effect.dieMessage("an accepted command left no order")
-        return { order, events } satisfies CommandResult
+        return { order, events, replayed: false } satisfies CommandResult
       })
 
-    const run = <C extends OrderCommand>(command: C, metadata: EventMetadata, seenVersion: number) =>
-      decideAndAppend(command, metadata, seenVersion).pipe(
-        Effect.retry({ schedule: conflictRetry, while: (error) => error._tag === "ConcurrencyConflict" }),
-        Effect.tap(({ events }) => publish(events)),
+    /**
+     * Decides first on the stream as this process knows it, without a round
+     * trip (a create, on nothing at all): the append's expected version makes
+     * that safe, since a stale prefix meets a `ConcurrencyConflict`. Any answer
+     * that a stale prefix could have caused (a conflict, a refusal, a version
+     * mismatch, a stale read) is then decided again on a fresh read, and a
+     * writer that lost a race decides again on fresh state.
+     */
+    const run = <C extends OrderCommand, E extends { readonly _tag: string }>(
+      command: C,
+      metadata: EventMetadata,
+      seenVersion: number,
+      precheck: Precheck<E>
+    ) =>
+      decideAndAppend(command, metadata, seenVersion, precheck, false).pipe(
+        Effect.catchIf(
+          (error) => mayBeStale.has(error._tag),
+          () =>
+            decideAndAppend(command, metadata, seenVersion, precheck, true).pipe(
+              Effect.retry({ schedule: conflictRetry, while: (error) => error._tag === "ConcurrencyConflict" })
+            )
+        ),
+        // A replay appended nothing: its events were published (or left to the relay) the first time.
+        Effect.tap((result) => result.replayed ? Effect.void : publish(result.events)),
         Effect.withSpan("CommandHandler.handle", { attributes: { orderId: command.orderId, command: command._tag } })
       )
 
-    /** Handles a command from outside (an API request). */
-    const handle = <C extends OrderCommand>(
+    /**
+     * Handles a command from outside (an API request). When `metadata` carries
+     * an idempotency key, the events keep it with the command's hash: the same
+     * command again under that key is answered with the first result and
+     * appends nothing; another command under it fails with `IdempotencyKeyReused`.
+     */
+    const handle = <C extends OrderCommand, O extends CommandOptions = {}>(
       command: C,
-      metadata: EventMetadata
-    ): Effect.Effect<CommandResult, CommandError<C>> =>
-      run(command, metadata, 0).pipe(Effect.catchTag("StaleRead", Effect.die))
+      metadata: EventMetadata,
+      options?: O
+    ): Effect.Effect<CommandResult, RequestError<C, O>> =>
+      Effect.gen(function*() {
+        const { idempotencyKey } = metadata
+        const keyed = idempotencyKey === undefined
+          ? metadata
+          : EventMetadata.make({ ...metadata, requestHash: yield* requestHash(command) }, trusted)
+        // The key first: a retry must not fail because its first attempt moved the order past `expectedVersion`.
+        const precheck: Precheck<VersionMismatch | IdempotencyKeyReused> = (history) => {
+          const earlier = idempotencyKey === undefined ? undefined : earlierResult(history, idempotencyKey)
+          if (earlier !== undefined) {
+            return earlier.requestHash === keyed.requestHash
+              ? Effect.succeed(earlier.result)
+              : Effect.fail(IdempotencyKeyReused.of(command.orderId, idempotencyKey!))
+          }
+          const expectedVersion = options?.expectedVersion
+          return expectedVersion !== undefined && expectedVersion !== history.length
+            ? Effect.fail(VersionMismatch.of(command.orderId, expectedVersion, history.length))
+            : Effect.succeed(undefined)
+        }
+        return yield* run(command, keyed, 0, precheck)
+        // `VersionMismatch` needs an `expectedVersion`: the type says so, which the checks above cannot show.
+      }).pipe(Effect.catchTag("StaleRead", Effect.die)) as Effect.Effect<CommandResult, RequestError<C, O>>
 
     /**
      * Handles a command that an event caused (a consumer's reaction): its
@@ -118,7 +276,8 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
       run(
         command,
         EventMetadata.make({ correlationId: cause.metadata.correlationId, causationId: cause.eventId }),
-        cause.version
+        cause.version,
+        noPrecheck
       )
 
     return { handle, handleCausedBy } as const

@@ -32,7 +32,8 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
  */
 export const OrderName = Schema.Trim.pipe(
   Schema.minLength(1, { message: () => "must not be empty" }),
-  Schema.maxLength(200, { message: () => "must be at most 200 characters" }),
+  // Characters as people count them (code points), not UTF-16 units: an emoji is one.
+  Schema.filter((name) => [...name].length <= 200, { message: () => "must be at most 200 characters" }),
   Schema.filter((name) => !controlCharacter.test(name) && !loneSurrogate.test(name), {
     message: () => "must not contain control characters or unpaired surrogates"
   })

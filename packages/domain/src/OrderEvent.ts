@@ -39,10 +39,19 @@ export const OrderEventType = Schema.Literal(
 )
 export type OrderEventType = typeof OrderEventType.Type
 
-/** Correlation ties every event of one user request together; causation names the message that caused this one. */
+/**
+ * Correlation ties every event of one user request together; causation names
+ * the message that caused this one. A request sent with an idempotency key
+ * leaves the key and a hash of its command on the events it appended, so a
+ * retry finds them in the stream (absent on events stored before keys existed,
+ * and on events no keyed request caused).
+ */
 export class EventMetadata extends Schema.Class<EventMetadata>("EventMetadata")({
   correlationId: Schema.String,
-  causationId: Schema.String
+  causationId: Schema.String,
+  idempotencyKey: Schema.optional(Schema.String),
+  /** SHA-256 (hex) of the command's canonical JSON: tells a retry from another request reusing the key. */
+  requestHash: Schema.optional(Schema.String)
 }) {}
 
 /**

@@ -7,7 +7,8 @@ import { fold, toOrder } from "../src/Order.js"
 import { CompleteProcessing, CreateOrder, RequestProcessing } from "../src/OrderCommand.js"
 import { ServiceUnavailable } from "../src/OrderError.js"
 import type { OrderEventEnvelope } from "../src/OrderEvent.js"
-import { commandHandlerInMemory, metadata, uniqueOrderId } from "./fixtures.js"
+import { decodeEvent, encodeEvent, EventMetadata } from "../src/OrderEvent.js"
+import { commandHandlerInMemory, lifecycle, metadata, uniqueOrderId } from "./fixtures.js"
 import { commandArbitrary } from "./generators.js"
 
 const withBus = commandHandlerInMemory
@@ -20,7 +21,8 @@ const racing = CommandHandler.Default.pipe(
       EventStore.EventStore,
       Effect.map(EventStore.makeMemory(), (store) => ({
         ...store,
-        read: (streamId) => Effect.zipLeft(store.read(streamId), Effect.yieldNow())
+        read: (streamId) => Effect.zipLeft(store.read(streamId), Effect.yieldNow()),
+        readKnown: (streamId) => Effect.zipLeft(store.readKnown(streamId), Effect.yieldNow())
       }))
     ),
     EventBus.layerMemory
@@ -175,4 +177,79 @@ describe("CommandHandler", () => {
       expect(stored).toHaveLength(accepted)
       expect(toOrder(fold(stored.map((event) => event.data)), stored.length)).toEqual(last)
     }).pipe(Effect.provide(memory)))
+
+  describe("idempotency keys and expected versions", () => {
+    const keyed = (idempotencyKey: string) => EventMetadata.make({ ...metadata, idempotencyKey })
+
+    it.effect("answers a keyed command again with its first result, appending and publishing nothing", () =>
+      Effect.gen(function*() {
+        const handler = yield* CommandHandler
+        const store = yield* EventStore.EventStore
+        const orderId = uniqueOrderId()
+        const first = yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), keyed("k1"))
+        yield* handler.handle(RequestProcessing.make({ orderId }), metadata)
+        const again = yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), keyed("k1"))
+        expect(again).toEqual({ ...first, replayed: true })
+        expect(first.replayed).toBe(false)
+        const stored = yield* store.read(orderId)
+        expect(stored.map((event) => event.version)).toEqual([1, 2])
+        expect(stored[0]!.metadata).toMatchObject({
+          idempotencyKey: "k1",
+          requestHash: expect.stringMatching(/^[0-9a-f]{64}$/)
+        })
+      }).pipe(Effect.provide(memory)))
+
+    it.effect("refuses a key used for another command on the order, and appends nothing", () =>
+      Effect.gen(function*() {
+        const handler = yield* CommandHandler
+        const store = yield* EventStore.EventStore
+        const orderId = uniqueOrderId()
+        yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), keyed("k2"))
+        const other = yield* Effect.flip(handler.handle(CreateOrder.make({ orderId, name: "pen" }), keyed("k2")))
+        expect(other).toMatchObject({ _tag: "IdempotencyKeyReused", orderId, idempotencyKey: "k2" })
+        const process = yield* Effect.flip(handler.handle(RequestProcessing.make({ orderId }), keyed("k2")))
+        expect(process._tag).toBe("IdempotencyKeyReused")
+        expect(yield* store.read(orderId)).toHaveLength(1)
+      }).pipe(Effect.provide(memory)))
+
+    it.live("finds the key after losing a race: concurrent retries append once and all succeed", () =>
+      Effect.gen(function*() {
+        const handler = yield* CommandHandler
+        const store = yield* EventStore.EventStore
+        const orderId = uniqueOrderId()
+        const results = yield* Effect.all(
+          Array.from({ length: 6 }, () => handler.handle(CreateOrder.make({ orderId, name: "x" }), keyed("k3"))),
+          { concurrency: "unbounded" }
+        )
+        expect(results.map((result) => result.order.version)).toEqual(Array.from({ length: 6 }, () => 1))
+        expect(results.filter((result) => !result.replayed)).toHaveLength(1)
+        expect(yield* store.read(orderId)).toHaveLength(1)
+      }).pipe(Effect.provide(racing)))
+
+    it.effect("decides only on the expected version: any other is VersionMismatch, and nothing is appended", () =>
+      Effect.gen(function*() {
+        const handler = yield* CommandHandler
+        const store = yield* EventStore.EventStore
+        const orderId = uniqueOrderId()
+        yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+        const stale = yield* Effect.flip(
+          handler.handle(RequestProcessing.make({ orderId }), metadata, { expectedVersion: 0 })
+        )
+        expect(stale).toMatchObject({ _tag: "VersionMismatch", expectedVersion: 0, actualVersion: 1 })
+        expect(yield* store.read(orderId)).toHaveLength(1)
+        const accepted = yield* handler.handle(RequestProcessing.make({ orderId }), metadata, { expectedVersion: 1 })
+        expect(accepted.order.version).toBe(2)
+      }).pipe(Effect.provide(memory)))
+
+    it.effect("decodes envelopes stored before keys existed, and keeps the key through encoding", () =>
+      Effect.gen(function*() {
+        const orderId = uniqueOrderId()
+        const old = encodeEvent(lifecycle(orderId, 1)[0]!)
+        const { idempotencyKey: _key, requestHash: _hash, ...oldMetadata } = old.metadata
+        const decoded = yield* decodeEvent({ ...old, metadata: oldMetadata })
+        expect(decoded.metadata.idempotencyKey).toBeUndefined()
+        const withKey = { ...old, metadata: { ...oldMetadata, idempotencyKey: "k4", requestHash: "ab" } }
+        expect(encodeEvent(yield* decodeEvent(withKey)).metadata).toEqual(withKey.metadata)
+      }))
+  })
 })

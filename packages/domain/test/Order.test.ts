@@ -1,8 +1,23 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, FastCheck as fc } from "effect"
-import { fold, fromOrder, initialState, toOrder } from "../src/Order.js"
+import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
+import { fold, fromOrder, initialState, OrderName, toOrder } from "../src/Order.js"
 import { OrderEvent } from "../src/OrderEvent.js"
 import { validHistoryArbitrary } from "./generators.js"
+
+describe("OrderName", () => {
+  const accepts = (name: string) => Either.isRight(Schema.decodeUnknownEither(OrderName)(name))
+  it("counts characters, not UTF-16 units: 200 emoji are a name, 201 are not", () => {
+    expect(accepts("🍕".repeat(200))).toBe(true)
+    expect(accepts("🍕".repeat(201))).toBe(false)
+    expect(accepts("a".repeat(201))).toBe(false)
+  })
+  it("refuses control characters and unpaired surrogates, trims, and refuses a blank name", () => {
+    expect(accepts("a\u0000b")).toBe(false)
+    expect(accepts("a\ud800")).toBe(false)
+    expect(accepts("   ")).toBe(false)
+    expect(Schema.decodeUnknownSync(OrderName)("  book  ")).toBe("book")
+  })
+})
 
 describe("Order", () => {
   it("starts absent", () => expect(initialState).toEqual({ status: "absent" }))

@@ -6,95 +6,155 @@ import {
   HttpApiBuilder,
   HttpApiError,
   HttpApiSwagger,
-  HttpIncomingMessage,
+  HttpBody,
   HttpMiddleware,
+  HttpRouter,
   HttpServer,
   HttpServerError,
   HttpServerRequest,
-  HttpServerResponse
+  HttpServerResponse,
+  OpenApi
 } from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CommandHandler } from "@orders/domain/CommandHandler"
-import { Config, Effect, Layer, Option } from "effect"
+import { Cause, Config, Effect, Layer, Option, Schema } from "effect"
 import { createServer } from "node:http"
-import { MaxBodyBytes, OrdersApi, PayloadTooLarge } from "./OrdersApi.js"
+import { gzipSync } from "node:zlib"
+import { ApiAccess, wwwAuthenticate } from "./Auth.js"
+import { completeDocument, DocumentPaths, MaxBodyBytes, OrdersApi, Problems } from "./OrdersApi.js"
 import { OrdersHandlers } from "./OrdersHandlers.js"
+import type { PayloadTooLarge } from "./ProblemDetails.js"
+import {
+  InternalServerError,
+  MethodNotAllowed,
+  ProblemContentType,
+  RouteNotFound,
+  Unauthorized
+} from "./ProblemDetails.js"
+import { fromDecodeError, payloadTooLarge } from "./RequestBody.js"
+import { allowedMethods } from "./Routes.js"
 
-/** One line naming each invalid field once (a union reports one issue per member: the first says enough). */
-const describeIssues = (issues: HttpApiError.HttpApiDecodeError["issues"]) => {
-  const byField = new Map<string, string>()
-  for (const issue of issues) {
-    const field = issue.path.length === 0 ? "body" : issue.path.join(".")
-    if (!byField.has(field)) byField.set(field, `${field}: ${issue.message}`)
-  }
-  return [...byField.values()].join("; ")
+const encodeProblem = Schema.encodeUnknown(Schema.Union(...Object.values(Problems)))
+
+const pathOf = (request: HttpServerRequest.HttpServerRequest) => request.url.split("?")[0] ?? "/"
+
+/** An error the API declares, as the problem document it is sent as, with the headers its status calls for. */
+const problemResponse = (error: unknown, headers: Record<string, string> = {}) =>
+  Effect.map(
+    Effect.orDie(encodeProblem(error)),
+    (problem) =>
+      HttpServerResponse.unsafeJson(problem, {
+        status: problem.status,
+        contentType: ProblemContentType,
+        headers: error instanceof Unauthorized ? { ...headers, "www-authenticate": wwwAuthenticate(error) } : headers
+      })
+  )
+
+const unknownRoute = (request: HttpServerRequest.HttpServerRequest) => {
+  const path = pathOf(request)
+  const shownPath = path.length > 200 ? `${path.slice(0, 200)}…` : path
+  const allow = allowedMethods(path)
+  return allow.length === 0
+    ? problemResponse(
+      new RouteNotFound({
+        method: request.method,
+        path: shownPath,
+        message: `no route for ${request.method} ${shownPath}`
+      })
+    )
+    : problemResponse(
+      new MethodNotAllowed({
+        method: request.method,
+        allow,
+        message: `${request.method} is not allowed on ${shownPath}; allowed: ${allow.join(", ")}`
+      }),
+      { allow: allow.join(", ") }
+    )
 }
 
-const isMalformedBody = (defect: unknown): defect is HttpServerError.RequestError =>
-  defect instanceof HttpServerError.RequestError && defect.reason === "Decode"
-
 /**
- * Bad requests answered as such: a body over 64 KiB gets a 413 before it is
- * read, an unknown route a JSON 404, and every 400 says what is wrong in one
- * line naming the fields, with the structured issues beside it. Out of the box
- * a body that is not JSON gets an empty 400 and a payload error a multi-line
- * tree.
+ * Every failure becomes a problem document here, inside CORS, so that each
+ * error carries its headers: the API's own errors as declared, the router's
+ * 404 as a 404 or a 405, the library's decode errors as our 400. A defect is a
+ * bug: logged at error level, answered with a 500 problem. A client that went
+ * away gets nothing.
  */
-const BadRequests = HttpApiBuilder.middleware(OrdersApi, (app) =>
-  HttpServerRequest.HttpServerRequest.pipe(
-    // Refused before reading: past the limit while reading, Node can only drop the connection.
-    Effect.filterOrFail(
-      (request) => Number(request.headers["content-length"] ?? 0) <= MaxBodyBytes,
-      () => new PayloadTooLarge({ message: `body: larger than ${MaxBodyBytes} bytes` })
-    ),
-    Effect.zipRight(app),
-    HttpIncomingMessage.withMaxBodySize(Option.some(MaxBodyBytes)),
-    Effect.catchAllDefect((defect) =>
-      isMalformedBody(defect)
-        ? Effect.fail(
-          new HttpApiError.HttpApiDecodeError({
-            issues: [],
-            message: `body: not valid JSON (${defect.cause instanceof Error ? defect.cause.message : "unreadable"})`
-          })
-        )
-        : Effect.die(defect)
-    ),
-    Effect.mapError((error) =>
-      error instanceof HttpApiError.HttpApiDecodeError && error.issues.length > 0
-        ? new HttpApiError.HttpApiDecodeError({ issues: error.issues, message: describeIssues(error.issues) })
-        : error
-    ),
-    // A path or method the API does not have gets a JSON 404 like every other error, not an empty one.
-    Effect.catchIf(
-      (error) => error instanceof HttpServerError.RouteNotFound,
-      () =>
-        HttpServerRequest.HttpServerRequest.pipe(
-          Effect.flatMap((request) =>
-            HttpServerResponse.json(
-              { _tag: "RouteNotFound", message: `no route for ${request.method} ${request.url}` },
-              { status: 404 }
-            )
-          ),
-          Effect.orDie
-        )
-    )
-  ))
+const renderErrors = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
+  Effect.catchAllCause(app, (cause: Cause.Cause<unknown>) =>
+    Effect.gen(function*() {
+      if (Cause.isInterruptedOnly(cause)) return yield* Effect.interrupt
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) {
+        const error = failure.value
+        if (error instanceof HttpServerError.RouteNotFound) return yield* unknownRoute(request)
+        if (error instanceof HttpApiError.HttpApiDecodeError) return yield* problemResponse(fromDecodeError(error))
+        if (Schema.is(Schema.Union(...Object.values(Problems)))(error)) return yield* problemResponse(error)
+      }
+      yield* Effect.logError("request failed unexpectedly", cause).pipe(
+        Effect.annotateLogs({ method: request.method, url: request.url.slice(0, 200) })
+      )
+      return yield* problemResponse(
+        new InternalServerError({ message: "the server failed unexpectedly; the failure is logged" })
+      )
+    }))
 
-export const ApiLive = HttpApiBuilder.api(OrdersApi).pipe(
-  Layer.provide(OrdersHandlers),
-  Layer.provide(BadRequests),
-  // As the original: any origin may call the API from a browser.
-  Layer.provide(HttpApiBuilder.middlewareCors())
+/** Refused before the router reads anything: a declared body over the limit. */
+const refuseLargeBodies = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E | PayloadTooLarge, R> =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (Number(request.headers["content-length"] ?? 0) > MaxBodyBytes) return yield* payloadTooLarge()
+    return yield* app
+  })
+
+const documents = new Set<string>(Object.values(DocumentPaths))
+
+/** Swagger UI is 1.9 MB: its static page (and the document) are compressed once, when a client accepts gzip. */
+const compressDocuments = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
+  const compressed = new WeakMap<Uint8Array, Uint8Array>()
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const path = pathOf(request)
+    if (!documents.has(path) || !request.headers["accept-encoding"]?.includes("gzip")) {
+      return app
+    }
+    return Effect.map(app, (response) => {
+      const body = response.body
+      if (response.status !== 200 || body._tag !== "Uint8Array") return response
+      let gzipped = compressed.get(body.body)
+      if (gzipped === undefined) {
+        gzipped = gzipSync(body.body)
+        compressed.set(body.body, gzipped)
+      }
+      return response.pipe(
+        HttpServerResponse.setBody(HttpBody.uint8Array(gzipped, body.contentType)),
+        HttpServerResponse.setHeaders({ "content-encoding": "gzip", vary: "Accept-Encoding" })
+      )
+    })
+  })
+}
+
+/** As the original: any origin may call the API from a browser, and read the headers it answers with. */
+const cors = HttpMiddleware.cors({
+  allowedMethods: ["GET", "HEAD", "POST"],
+  exposedHeaders: ["ETag", "Location", "Allow", "WWW-Authenticate"]
+})
+
+const Middleware = HttpApiBuilder.middleware(
+  Effect.map(
+    ApiAccess,
+    (access) => (app) => cors(compressDocuments(renderErrors(Effect.zipRight(access.check, refuseLargeBodies(app)))))
+  )
 )
 
-const NodeServerLive = Layer.unwrapEffect(Effect.gen(function*() {
-  const port = yield* Config.port("PORT").pipe(Config.withDefault(8080))
-  const host = yield* Config.option(Config.string("HOST"))
-  return NodeHttpServer.layer(createServer, {
-    port,
-    ...Option.match(host, { onNone: () => ({}), onSome: (host) => ({ host }) })
-  })
-}))
+/** The API with the OpenAPI document it serves: completed, and with the security this server applies. */
+export const ApiLive = Layer.unwrapEffect(Effect.map(ApiAccess, (access) =>
+  HttpApiBuilder.api(
+    OrdersApi.annotate(OpenApi.Transform, (spec) => access.document(completeDocument(spec)))
+  ))).pipe(
+    Layer.provide(OrdersHandlers),
+    Layer.provide(Middleware)
+  )
 
 const serve = Layer.unwrapEffect(
   Config.boolean("HTTP_ACCESS_LOG").pipe(
@@ -105,11 +165,21 @@ const serve = Layer.unwrapEffect(
 
 /** The HTTP server without its listener, for tests that bring their own (`NodeHttpServer.layerTest`). */
 export const HttpAppLive = serve.pipe(
-  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
-  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+  Layer.provide(HttpApiSwagger.layer({ path: DocumentPaths.swaggerUi })),
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: DocumentPaths.openApi })),
   Layer.provide(ApiLive),
-  Layer.provide(CommandHandler.Default)
+  Layer.provide(CommandHandler.Default),
+  Layer.provide(ApiAccess.Default),
+  // find-my-way answers a path parameter over 100 characters with a 404: ids go to 128, and a longer one is a 400.
+  Layer.provide(HttpRouter.setRouterConfig({ maxParamLength: 16 * 1024 }))
 )
 
-/** Listens on `HOST`:`PORT` (default: every interface, port 8080). */
+const NodeServerLive = Layer.unwrapEffect(Effect.gen(function*() {
+  const port = yield* Config.port("PORT").pipe(Config.withDefault(8080))
+  // Loopback unless told otherwise: a service on every interface is a decision, not a default.
+  const host = yield* Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
+  return NodeHttpServer.layer(createServer, { port, host })
+}))
+
+/** Listens on `HOST`:`PORT` (default 127.0.0.1:8080; `HOST=0.0.0.0` for every interface). */
 export const HttpLive = HttpAppLive.pipe(HttpServer.withLogAddress, Layer.provide(NodeServerLive))

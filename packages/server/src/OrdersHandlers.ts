@@ -1,51 +1,107 @@
 /**
  * The Orders API's handlers: commands go to the command handler, queries to
- * the read model only.
+ * the read model, history (`/:id/events`, `?at=`) to the event store.
  */
-import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
+import { HttpApiBuilder, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { CommandOptions } from "@orders/domain/CommandHandler"
 import { CommandHandler } from "@orders/domain/CommandHandler"
+import { EventStore } from "@orders/domain/EventStore"
+import type { OrderId } from "@orders/domain/Order"
+import { fold, toOrder } from "@orders/domain/Order"
+import type { Order } from "@orders/domain/Order"
 import { CreateOrder, RequestProcessing } from "@orders/domain/OrderCommand"
 import { OrderNotFound } from "@orders/domain/OrderError"
 import { EventMetadata } from "@orders/domain/OrderEvent"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { trusted } from "@orders/domain/Trusted"
 import { Effect, Option } from "effect"
-import { MaxPageSize, OrdersApi } from "./OrdersApi.js"
+import { CreateOrderRequest, etag, ifMatchVersion, MaxPageSize, OrdersApi, OrderVersionNotFound } from "./OrdersApi.js"
+import { BodyTimeout, readJson, requireNoBody } from "./RequestBody.js"
 
-/** The request's correlation id (from `x-correlation-id` when a caller sets one) starts the causal chain. */
-const requestMetadata = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
-  const correlationId = request.headers["x-correlation-id"]?.slice(0, 200) || crypto.randomUUID()
-  return EventMetadata.make({ correlationId, causationId: correlationId }, trusted)
-})
+/**
+ * The request's correlation id (from `x-correlation-id` when a caller sets one)
+ * starts the causal chain; its idempotency key, if any, goes with the events.
+ */
+const requestMetadata = (idempotencyKey: string | undefined) =>
+  Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+    const correlationId = request.headers["x-correlation-id"]?.slice(0, 200) || crypto.randomUUID()
+    return EventMetadata.make(
+      { correlationId, causationId: correlationId, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
+      trusted
+    )
+  })
+
+/** Headers of a successful answer, added as it is sent (the handler returns the order, which the contract encodes). */
+const answerWith = (headers: Record<string, string>) =>
+  HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(HttpServerResponse.setHeaders(response, headers))
+  )
+
+const withETag = (order: Order) => Effect.as(answerWith({ etag: etag(order.version) }), order)
 
 export const OrdersHandlers = HttpApiBuilder.group(OrdersApi, "orders", (handlers) =>
   Effect.gen(function*() {
     const commands = yield* CommandHandler
     const readModel = yield* OrderReadModel
+    const store = yield* EventStore
+    const bodyTimeout = yield* BodyTimeout
+
+    const history = (orderId: OrderId) =>
+      Effect.filterOrFail(store.read(orderId), (events) => events.length > 0, () => OrderNotFound.of(orderId))
+
+    /** The order as it was after `version`, folded from the event store. */
+    const orderAt = (orderId: OrderId, version: number) =>
+      Effect.gen(function*() {
+        const events = yield* history(orderId)
+        if (version > events.length) return yield* OrderVersionNotFound.of(orderId, version)
+        const order = toOrder(fold(events.slice(0, version).map((event) => event.data)), version)
+        return order ?? (yield* Effect.dieMessage(`order '${orderId}' folds to nothing at version ${version}`))
+      })
+
     return handlers
-      .handle("create", ({ payload }) =>
-        requestMetadata.pipe(
-          Effect.flatMap((metadata) =>
-            commands.handle(CreateOrder.make({ orderId: payload.id, name: payload.name }, trusted), metadata)
-          ),
-          Effect.map(({ order }) => order)
-        ))
-      .handle("process", ({ path }) =>
-        requestMetadata.pipe(
-          Effect.flatMap((metadata) =>
-            commands.handle(RequestProcessing.make({ orderId: path.id }, trusted), metadata)
-          ),
-          Effect.map(({ order }) => order)
-        ))
+      // Raw: the body is read here, bounded, and only as JSON; the builder would read any media type, unbounded.
+      .handleRaw("create", ({ headers }) =>
+        Effect.gen(function*() {
+          const payload = yield* readJson(CreateOrderRequest, bodyTimeout)
+          const metadata = yield* requestMetadata(headers["idempotency-key"])
+          const { order } = yield* commands.handle(
+            CreateOrder.make({ orderId: payload.id, name: payload.name }, trusted),
+            metadata
+          )
+          yield* answerWith({ location: `/${order.id}` })
+          return yield* withETag(order)
+        }))
+      .handle("process", ({ headers, path }) =>
+        Effect.gen(function*() {
+          yield* requireNoBody
+          const metadata = yield* requestMetadata(headers["idempotency-key"])
+          const expectedVersion = headers["if-match"] === undefined ? undefined : ifMatchVersion(headers["if-match"])
+          const options: CommandOptions = expectedVersion === undefined ? {} : { expectedVersion }
+          const { order } = yield* commands.handle(
+            RequestProcessing.make({ orderId: path.id }, trusted),
+            metadata,
+            options
+          )
+          return yield* withETag(order)
+        }))
       .handle(
         "list",
         ({ urlParams }) => readModel.list({ after: urlParams.after, limit: urlParams.limit ?? MaxPageSize })
       )
-      .handle("get", ({ path }) =>
-        readModel.get(path.id).pipe(
-          Effect.flatMap(Option.match({
-            onNone: () => Effect.fail(OrderNotFound.of(path.id)),
-            onSome: Effect.succeed
-          }))
+      .handle("get", ({ path, urlParams }) =>
+        (urlParams.at === undefined
+          ? readModel.get(path.id).pipe(
+            Effect.flatMap(Option.match({
+              onNone: () => Effect.fail(OrderNotFound.of(path.id)),
+              onSome: Effect.succeed
+            }))
+          )
+          : orderAt(path.id, urlParams.at)).pipe(Effect.flatMap(withETag)))
+      .handle("events", ({ path, urlParams }) =>
+        history(path.id).pipe(
+          Effect.map((events) => {
+            const after = urlParams.after ?? 0
+            return events.filter((event) => event.version > after).slice(0, urlParams.limit ?? MaxPageSize)
+          })
         ))
   }))
