@@ -10,7 +10,14 @@ import { ConsumerStopped, defaultDeliveryPolicy, deliver, EventBus } from "@orde
 import { ServiceUnavailable } from "@orders/domain/OrderError"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEventJson, encodeEvent } from "@orders/domain/OrderEvent"
-import type { Base, Message, MessagesStream, MessageToProduce } from "@platformatic/kafka"
+import type {
+  Base,
+  GroupPartitionsAssigner,
+  GroupPartitionsAssignments,
+  Message,
+  MessagesStream,
+  MessageToProduce
+} from "@platformatic/kafka"
 import {
   Admin,
   compatibilityPartitioner,
@@ -41,6 +48,35 @@ import {
 } from "effect"
 import { connectWithRetry } from "./Startup.js"
 import type { StartupError } from "./Startup.js"
+
+/**
+ * Round robin over the members SUBSCRIBED to each topic. The client's own
+ * assigner deals every topic's partitions to every member of the group, so a
+ * group name shared by consumers of different topics (two deployments on one
+ * cluster, each with its own topic) left partitions with members that never
+ * read them: those orders stalled.
+ */
+export const subscribedRoundRobin: GroupPartitionsAssigner = (_current, members, _leaderTopics, metadata) => {
+  const assignments = new Map<string, GroupPartitionsAssignments>(
+    [...members.keys()].map((memberId) => [memberId, { memberId, assignments: new Map() }])
+  )
+  // Every member's topics, not only the leader's (which is all the client passes as `topics`).
+  const topics = new Set([...members.values()].flatMap((member) => member.topics ?? []))
+  for (const topic of topics) {
+    const readers = [...members.values()]
+      .filter((member) => member.topics?.includes(topic) ?? false)
+      .map((member) => member.memberId)
+      .sort()
+    const partitions = metadata.topics.get(topic)?.partitionsCount ?? 0
+    for (let partition = 0; partition < partitions && readers.length > 0; partition++) {
+      const member = assignments.get(readers[partition % readers.length]!)!
+      const assigned = member.assignments.get(topic) ?? { topic, partitions: [] }
+      assigned.partitions.push(partition)
+      member.assignments.set(topic, assigned)
+    }
+  }
+  return [...assignments.values()]
+}
 
 export interface EventBusKafkaOptions {
   readonly brokers: ReadonlyArray<string>
@@ -377,6 +413,7 @@ const consume = <R>(
           ...settings.client,
           ...settings.group,
           groupId: group,
+          partitionAssigner: subscribedRoundRobin,
           retries: consumerRetries,
           autocommit: false,
           maxBytes: 1_048_576,

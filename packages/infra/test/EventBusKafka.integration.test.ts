@@ -20,6 +20,8 @@ const contractTopic = `orders.events.test-${run}`
 const adapterTopic = `orders.events.test-${run}-adapter`
 /** One partition: the messages of every order share it, in the order they were written. */
 const singleTopic = `orders.events.test-${run}-single`
+/** Two deployments' topics, read by one group name. */
+const sharedGroupTopics = [`orders.events.test-${run}-a`, `orders.events.test-${run}-b`]
 const options = (
   topic: string,
   more: Partial<EventBusKafka.EventBusKafkaOptions> = {}
@@ -34,11 +36,36 @@ const options = (
 
 afterAll(() =>
   Effect.runPromise(
-    deleteTopics([contractTopic, adapterTopic, singleTopic].flatMap((topic) => [topic, `${topic}.dlq`]))
+    deleteTopics(
+      [contractTopic, adapterTopic, singleTopic, ...sharedGroupTopics].flatMap((topic) => [topic, `${topic}.dlq`])
+    )
   )
 )
 
 eventBusContract("Kafka", EventBusKafka.layer(options(contractTopic)), fastDeliveryPolicy)
+
+describe("EventBusKafka with one group name on two topics", () => {
+  it.scopedLive(
+    "gives each member the partitions of its own topic only: every event of both is handled",
+    () =>
+      Effect.gen(function*() {
+        const group = `g-${crypto.randomUUID()}`
+        const journal = yield* Ref.make<ReadonlyArray<string>>([])
+        const published = yield* Effect.forEach(sharedGroupTopics, (topic) =>
+          Effect.gen(function*() {
+            const bus = yield* EventBusKafka.make(options(topic))
+            yield* bus.subscribe(group, (event) => Ref.update(journal, (all) => [...all, `${topic}/${event.streamId}`]))
+            const events = Array.from({ length: 9 }, () => lifecycle(uniqueOrderId("shared"), 1)[0]!)
+            yield* bus.publish(events)
+            return events.map((event) => `${topic}/${event.streamId}`)
+          }))
+        const expected = published.flat()
+        const handled = yield* waitFor(Ref.get(journal), (all) => expected.every((entry) => all.includes(entry)))
+      expect([...new Set(handled)].sort()).toEqual([...expected].sort())
+      }),
+    90_000
+  )
+})
 
 type Journal = Ref.Ref<ReadonlyArray<string>>
 const note = (journal: Journal, entry: string) => Ref.update(journal, (all) => [...all, entry])
