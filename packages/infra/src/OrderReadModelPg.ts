@@ -25,11 +25,18 @@ export interface PgOptions {
 
 const SERVICE = "PostgreSQL"
 
-/** Append only: an applied migration is never edited, a change is a new entry. */
-const migrations = Migrator.fromRecord({
-  // IF NOT EXISTS: databases migrated before the Migrator (history in `schema_migrations`) already have the table.
-  "1_create_orders": Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`CREATE TABLE IF NOT EXISTS orders (
+/** The read model's table: queries name it, and `ReadModelRebuild` swaps a rebuilt one in under this name. */
+export const ORDERS = "orders"
+
+/**
+ * Migration 1: the table, under the name `table`, unless it exists.
+ * `ReadModelRebuild` recreates a dropped `orders` with it too, so a later
+ * migration that alters the table must be applied there as well (this
+ * function, being a migration, never changes).
+ */
+export const createOrdersTable = (table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
       id text COLLATE "C" PRIMARY KEY,
       name text NOT NULL,
       status text NOT NULL CHECK (status IN ('new', 'processing', 'processed', 'failed')),
@@ -37,6 +44,11 @@ const migrations = Migrator.fromRecord({
       failure_reason text,
       updated_at timestamptz NOT NULL DEFAULT now()
     )`)
+
+/** Append only: an applied migration is never edited, a change is a new entry. */
+const migrations = Migrator.fromRecord({
+  // IF NOT EXISTS: databases migrated before the Migrator (history in `schema_migrations`) already have the table.
+  "1_create_orders": createOrdersTable(ORDERS)
 })
 
 /**
@@ -96,16 +108,52 @@ const orUnavailable = (operation: string, queryTimeout: Duration.Duration) =>
     })
   )
 
+/** An order as a row of the table (a type, not an interface: the SQL helpers take records). */
+export type OrderRow = {
+  readonly id: string
+  readonly name: string
+  readonly status: OrderStatus
+  readonly version: number
+  readonly failure_reason: string | null
+}
+
+export const toRow = (order: typeof Order.Encoded): OrderRow => ({
+  id: order.id,
+  name: order.name,
+  status: order.status,
+  version: order.version,
+  failure_reason: order.failureReason ?? null
+})
+
+/**
+ * Inserts the rows into `table`, or moves existing ones forward: a row already
+ * at a later version stays as it is, and one at the same version too (so that
+ * replays change nothing) unless `overwriteSameVersion` (for rows folded from
+ * the event store, which know better). At most one row per id.
+ */
+export const saveRows = (
+  sql: SqlClient.SqlClient,
+  table: string,
+  rows: ReadonlyArray<OrderRow>,
+  options: { readonly overwriteSameVersion?: boolean } = {}
+) =>
+  sql`INSERT INTO ${sql(table)} ${sql.insert(rows)}
+        ON CONFLICT (id) DO UPDATE SET
+          name = EXCLUDED.name,
+          status = EXCLUDED.status,
+          version = EXCLUDED.version,
+          failure_reason = EXCLUDED.failure_reason,
+          updated_at = now()
+        WHERE ${sql(table)}.version ${sql.literal(options.overwriteSameVersion === true ? "<=" : "<")} EXCLUDED.version`
+
 const make = (queryTimeout: Duration.Duration) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    // A MigrationError (duplicate ids, a failing migration) is a bug in this file.
-    const applied = yield* migrate.pipe(Effect.catchTag("MigrationError", Effect.die))
-    if (applied.length > 0) {
-      yield* Effect.logInfo(`${SERVICE} migrations applied: ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
-    }
-
-    const selectOrders = sql`SELECT id, name, status, version, failure_reason FROM orders`
+    /*
+     * Plain (unnamed) statements, parsed at each call: when `ReadModelRebuild`
+     * renames a rebuilt table to `orders`, the next query reads the new table.
+     */
+    const selectOrders = sql`SELECT id, name, status, version, failure_reason FROM ${sql(ORDERS)}`
 
     const findById = SqlSchema.findOne({
       Request: Schema.String,
@@ -120,19 +168,7 @@ const make = (queryTimeout: Duration.Duration) =>
       execute: ({ after, limit }) => sql`${selectOrders} WHERE id > ${after} ORDER BY id LIMIT ${limit}`
     })
 
-    const upsert = SqlSchema.void({
-      Request: Order,
-      execute: (order) =>
-        sql`INSERT INTO orders (id, name, status, version, failure_reason)
-            VALUES (${order.id}, ${order.name}, ${order.status}, ${order.version}, ${order.failureReason ?? null})
-            ON CONFLICT (id) DO UPDATE SET
-              name = EXCLUDED.name,
-              status = EXCLUDED.status,
-              version = EXCLUDED.version,
-              failure_reason = EXCLUDED.failure_reason,
-              updated_at = now()
-            WHERE orders.version < EXCLUDED.version`
-    })
+    const upsert = SqlSchema.void({ Request: Order, execute: (order) => saveRows(sql, ORDERS, [toRow(order)]) })
 
     return {
       get: Effect.fn("OrderReadModelPg.get")(
@@ -157,14 +193,25 @@ const make = (queryTimeout: Duration.Duration) =>
   })
 
 /**
- * The read model on the given database, migrated at start-up. `PgClient`
- * checks the connection (`SELECT 1`) when its layer is built; connecting and
- * migrating are retried together, which also settles two processes creating the
- * Migrator's history table at once. The pool lives as long as the layer.
+ * A pool on the given database, migrated: the read model's, and the operator
+ * commands'. `PgClient` checks the connection (`SELECT 1`) when its layer is
+ * built; connecting and migrating are retried together, which also settles
+ * two processes creating the Migrator's history table at once. The pool lives
+ * as long as the layer.
  */
-export const layer = (options: PgOptions): Layer.Layer<OrderReadModel, StartupError> =>
-  Layer.effect(OrderReadModel, make(Duration.decode(options.queryTimeout ?? Duration.seconds(20)))).pipe(
-    Layer.provide(PgClient.layer({
+export const sqlLayer = (options: Pick<PgOptions, "url">): Layer.Layer<SqlClient.SqlClient, StartupError> =>
+  Layer.effectDiscard(
+    migrate.pipe(
+      // A MigrationError (duplicate ids, a failing migration) is a bug in this file.
+      Effect.catchTag("MigrationError", Effect.die),
+      Effect.tap((applied) =>
+        applied.length > 0
+          ? Effect.logInfo(`${SERVICE} migrations applied: ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+          : Effect.void
+      )
+    )
+  ).pipe(
+    Layer.provideMerge(PgClient.layer({
       url: options.url,
       applicationName: "orders",
       maxConnections: 10,
@@ -179,14 +226,25 @@ export const layer = (options: PgOptions): Layer.Layer<OrderReadModel, StartupEr
     )
   )
 
+/** The read model on the given database, migrated at start-up. */
+export const layer = (options: PgOptions): Layer.Layer<OrderReadModel, StartupError> =>
+  Layer.effect(OrderReadModel, make(Duration.decode(options.queryTimeout ?? Duration.seconds(20)))).pipe(
+    Layer.provide(sqlLayer(options))
+  )
+
 /**
  * `DATABASE_URL`, default `postgres://orders:orders@127.0.0.1:5432/orders`.
  * Read here rather than by `PgClient.layerConfig`, so that a start-up failure
  * can name the address (password hidden).
  */
-export const layerConfig: Layer.Layer<OrderReadModel, StartupError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Config.redacted("DATABASE_URL").pipe(
-    Config.withDefault(Redacted.make("postgres://orders:orders@127.0.0.1:5432/orders")),
-    Effect.map((url) => layer({ url }))
-  )
+export const urlConfig: Config.Config<Redacted.Redacted> = Config.redacted("DATABASE_URL").pipe(
+  Config.withDefault(Redacted.make("postgres://orders:orders@127.0.0.1:5432/orders"))
 )
+
+export const layerConfig: Layer.Layer<OrderReadModel, StartupError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(urlConfig, (url) => layer({ url }))
+)
+
+/** `sqlLayer` on `DATABASE_URL`. */
+export const sqlLayerConfig: Layer.Layer<SqlClient.SqlClient, StartupError | ConfigError.ConfigError> = Layer
+  .unwrapEffect(Effect.map(urlConfig, (url) => sqlLayer({ url })))

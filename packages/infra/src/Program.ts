@@ -1,19 +1,26 @@
 /**
  * How the programs run: build a Layer and keep it until SIGINT/SIGTERM, which
  * releases every client in reverse order of acquisition, or until a background
- * loop stops, which ends the program non-zero.
+ * loop stops, which ends the program non-zero. And how one-shot commands run:
+ * to their end, with the exit code they choose.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { Cause, Config, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
 import { StartupError } from "./Startup.js"
 import { Workers, WorkerStopped } from "./Workers.js"
 
-/** `LOG_FORMAT`: `logfmt` (default) or `json`, one record per line either way; `LOG_LEVEL`: default `Info`. */
-const logging = Effect.gen(function*() {
-  const format = yield* Config.literal("logfmt", "json")("LOG_FORMAT").pipe(Config.withDefault("logfmt"))
-  const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
-  return Layer.merge(format === "json" ? Logger.json : Logger.logFmt, Logger.minimumLogLevel(level))
-}).pipe(Effect.tapError((error) => Effect.logError(`invalid logging configuration: ${error.message}`)))
+/**
+ * `LOG_FORMAT`: `logfmt` (default) or `json`, one record per line either way; `LOG_LEVEL`: default `Info`.
+ * To stdout, or to stderr for a command whose stdout is its answer.
+ */
+const logging = (to: "stdout" | "stderr") =>
+  Effect.gen(function*() {
+    const format = yield* Config.literal("logfmt", "json")("LOG_FORMAT").pipe(Config.withDefault("logfmt"))
+    const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+    const formatted = format === "json" ? Logger.jsonLogger : Logger.logfmtLogger
+    const logger = to === "stdout" ? Logger.withConsoleLog(formatted) : Logger.withConsoleError(formatted)
+    return Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(level))
+  }).pipe(Effect.tapError((error) => Effect.logError(`invalid logging configuration: ${error.message}`)))
 
 const startupFailure = <E>(cause: Cause.Cause<E>) =>
   Cause.failureOption(cause).pipe(Option.filter((error): error is E & StartupError => error instanceof StartupError))
@@ -39,7 +46,36 @@ export const launch = <E>(program: Layer.Layer<never, E, Workers>): Effect.Effec
 
 /** Runs the program until a signal stops it; a failure is logged and exits non-zero. */
 export const runProgram = <E>(program: Layer.Layer<never, E, Workers>): void =>
-  logging.pipe(
+  logging("stdout").pipe(
     Effect.flatMap((loggers) => launch(program).pipe(Effect.tapErrorCause(report), Effect.provide(loggers))),
     NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+  )
+
+/** A command that could not do its work (an unreachable server, invalid arguments) exits with this code. */
+export const commandFailed = 2
+/** A command stopped by SIGINT or SIGTERM exits as a shell reports a SIGINT. */
+export const commandInterrupted = 130
+
+/**
+ * Runs a one-shot command to its end and exits with the code it returns (0
+ * unless it says otherwise). Its logs go to stderr, so that what it prints on
+ * stdout stays its answer. A failure is logged and exits `commandFailed`; a
+ * signal interrupts it, releasing its clients, and exits `commandInterrupted`.
+ */
+export const runCommand = <E>(command: Effect.Effect<number, E>): void =>
+  logging("stderr").pipe(
+    Effect.flatMap((loggers) => command.pipe(Effect.tapErrorCause(report), Effect.provide(loggers))),
+    NodeRuntime.runMain({
+      disableErrorReporting: true,
+      disablePrettyLogger: true,
+      // The teardown is typed for any program: the command's success is its exit code.
+      teardown: (exit, onExit) =>
+        onExit(
+          Exit.isSuccess(exit)
+            ? Number(exit.value)
+            : Cause.isInterruptedOnly(exit.cause)
+            ? commandInterrupted
+            : commandFailed
+        )
+    })
   )
