@@ -666,6 +666,23 @@ export const make = (options: EventBusKafkaOptions): Effect.Effect<EventBusShape
 export const layer = (options: EventBusKafkaOptions): Layer.Layer<EventBus, StartupError> =>
   Layer.scoped(EventBus, make(options))
 
+/** `KAFKA_BROKERS`: comma-separated `host:port`s, default `127.0.0.1:9092`. */
+export const brokersConfig: Config.Config<ReadonlyArray<string>> = Config.string("KAFKA_BROKERS").pipe(
+  Config.withDefault("127.0.0.1:9092"),
+  Config.map((list) => list.split(",").map((broker) => broker.trim()).filter((broker) => broker !== "")),
+  Config.validate({ message: "must list at least one host:port", validation: (list) => list.length > 0 })
+)
+
+/** `KAFKA_TOPIC`, default `orders.events`; its dead letters go to `<topic>.dlq`. */
+export const topicConfig: Config.Config<string> = Config.string("KAFKA_TOPIC").pipe(
+  Config.withDefault("orders.events")
+)
+
+/** `KAFKA_CLIENT_ID`, default `orders`. */
+export const clientIdConfig: Config.Config<string> = Config.string("KAFKA_CLIENT_ID").pipe(
+  Config.withDefault("orders")
+)
+
 /**
  * `KAFKA_BROKERS` (comma-separated, default `127.0.0.1:9092`), `KAFKA_TOPIC`
  * (default `orders.events`), `KAFKA_PARTITIONS` (default 12),
@@ -673,17 +690,13 @@ export const layer = (options: EventBusKafkaOptions): Layer.Layer<EventBus, Star
  */
 export const layerConfig = Layer.unwrapEffect(
   Config.all({
-    brokers: Config.string("KAFKA_BROKERS").pipe(
-      Config.withDefault("127.0.0.1:9092"),
-      Config.map((list) => list.split(",").map((broker) => broker.trim()).filter((broker) => broker !== "")),
-      Config.validate({ message: "must list at least one host:port", validation: (list) => list.length > 0 })
-    ),
-    topic: Config.string("KAFKA_TOPIC").pipe(Config.withDefault("orders.events")),
+    brokers: brokersConfig,
+    topic: topicConfig,
     partitions: Config.integer("KAFKA_PARTITIONS").pipe(
       Config.withDefault(12),
       Config.validate({ message: "must be at least 1", validation: (n) => n >= 1 })
     ),
     replicationFactor: Config.integer("KAFKA_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
-    clientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("orders"))
+    clientId: clientIdConfig
   }).pipe(Effect.map(layer))
 )

@@ -556,16 +556,20 @@ export const layer = (options: MongoOptions): Layer.Layer<EventStore, StartupErr
 
 /**
  * `MONGODB_URI` (default `mongodb://127.0.0.1:27017/orders`; the database is
- * the URI's path, else `orders`) and `OUTBOX_RELAY_GRACE` (default 5 seconds).
+ * the URI's path, else `orders`), as every program and command reads it.
  */
+export const connectionConfig: Config.Config<MongoOptions> = Config.redacted("MONGODB_URI").pipe(
+  Config.withDefault(Redacted.make("mongodb://127.0.0.1:27017/orders")),
+  Config.map((redacted) => {
+    const uri = Redacted.value(redacted)
+    return { uri, database: databaseFromUri(uri) ?? "orders" }
+  })
+)
+
+/** `connectionConfig`, and `OUTBOX_RELAY_GRACE` (default 5 seconds). */
 export const layerConfig: Layer.Layer<EventStore, StartupError | ConfigError.ConfigError> = Layer.unwrapEffect(
   Config.all({
-    uri: Config.redacted("MONGODB_URI").pipe(Config.withDefault(Redacted.make("mongodb://127.0.0.1:27017/orders"))),
+    connection: connectionConfig,
     grace: Config.duration("OUTBOX_RELAY_GRACE").pipe(Config.withDefault(defaultGrace))
-  }).pipe(
-    Effect.map(({ grace, uri }) => {
-      const plain = Redacted.value(uri)
-      return layer({ uri: plain, database: databaseFromUri(plain) ?? "orders", grace })
-    })
-  )
+  }).pipe(Effect.map(({ connection, grace }) => layer({ ...connection, grace })))
 )

@@ -14,11 +14,11 @@ import type { OrderId } from "@orders/domain/Order"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEvent } from "@orders/domain/OrderEvent"
 import type { ConfigError } from "effect"
-import { Chunk, Config, Duration, Effect, Either, Layer, Option, Redacted, Stream } from "effect"
+import { Chunk, Duration, Effect, Either, Layer, Option, Stream } from "effect"
 import type { Collection, Filter } from "mongodb"
 import { MongoClient } from "mongodb"
 import type { CommitDocument, OutboxDocument } from "./EventStoreMongo.js"
-import { COMMITS, databaseFromUri, OUTBOX } from "./EventStoreMongo.js"
+import { COMMITS, connectionConfig, OUTBOX } from "./EventStoreMongo.js"
 import { connectWithRetry, redactUrl } from "./Startup.js"
 import type { StartupError } from "./Startup.js"
 
@@ -189,13 +189,5 @@ export class EventStoreScan extends Effect.Service<EventStoreScan>()("orders/Eve
 }) {
   /** `MONGODB_URI` (default `mongodb://127.0.0.1:27017/orders`; the database is the URI's path, else `orders`). */
   static readonly layerConfig: Layer.Layer<EventStoreScan, StartupError | ConfigError.ConfigError> = Layer
-    .unwrapEffect(
-      Config.redacted("MONGODB_URI").pipe(
-        Config.withDefault(Redacted.make("mongodb://127.0.0.1:27017/orders")),
-        Effect.map((uri) => {
-          const plain = Redacted.value(uri)
-          return EventStoreScan.Default({ uri: plain, database: databaseFromUri(plain) ?? "orders" })
-        })
-      )
-    )
+    .unwrapEffect(Effect.map(connectionConfig, EventStoreScan.Default))
 }

@@ -6,6 +6,7 @@
 import { Admin, ListOffsetTimestamps } from "@platformatic/kafka"
 import type { ConfigError } from "effect"
 import { Config, Duration, Effect, Layer } from "effect"
+import { brokersConfig, clientIdConfig } from "./EventBusKafka.js"
 
 export interface KafkaAdminOptions {
   readonly brokers: ReadonlyArray<string>
@@ -108,18 +109,6 @@ export class KafkaAdmin extends Effect.Service<KafkaAdmin>()("orders/KafkaAdmin"
 }) {
   /** `KAFKA_BROKERS` (comma-separated, default `127.0.0.1:9092`) and `KAFKA_CLIENT_ID` (default `orders`). */
   static readonly layerConfig: Layer.Layer<KafkaAdmin, ConfigError.ConfigError> = Layer.unwrapEffect(
-    Config.all({
-      brokers: Config.string("KAFKA_BROKERS").pipe(
-        Config.withDefault("127.0.0.1:9092"),
-        Config.map((list) => list.split(",").map((broker) => broker.trim()).filter((broker) => broker !== "")),
-        Config.validate({ message: "must list at least one host:port", validation: (list) => list.length > 0 })
-      ),
-      clientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("orders"))
-    }).pipe(Effect.map(KafkaAdmin.Default))
+    Config.all({ brokers: brokersConfig, clientId: clientIdConfig }).pipe(Effect.map(KafkaAdmin.Default))
   )
 }
-
-/** `KAFKA_TOPIC`, default `orders.events`, as the programs read it. */
-export const topicConfig: Config.Config<string> = Config.string("KAFKA_TOPIC").pipe(
-  Config.withDefault("orders.events")
-)

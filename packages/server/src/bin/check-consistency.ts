@@ -4,8 +4,9 @@
  * Exits 0 when they agree, 1 when something is wrong, 2 when it cannot check.
  */
 import * as ConsistencyCheck from "@orders/infra/ConsistencyCheck"
+import { topicConfig } from "@orders/infra/EventBusKafka"
 import { EventStoreScan } from "@orders/infra/EventStoreScan"
-import { KafkaAdmin, topicConfig } from "@orders/infra/KafkaAdmin"
+import { KafkaAdmin } from "@orders/infra/KafkaAdmin"
 import * as OrderReadModelPg from "@orders/infra/OrderReadModelPg"
 import { commandFailed, runCommand } from "@orders/infra/Program"
 import { ProcessorGroup } from "@orders/processor"
