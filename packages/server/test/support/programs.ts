@@ -29,7 +29,8 @@ export const startProgram = (entry: string, env: Record<string, string>) =>
     Effect.sync((): RunningProgram => {
       const child = spawn(process.execPath, ["--import", "tsx", `packages/${entry}`], {
         cwd: root,
-        env: { ...process.env, HTTP_ACCESS_LOG: "false", ...env },
+        // Any free port for a processor's metrics and health listener: tests run several at once.
+        env: { ...process.env, HTTP_ACCESS_LOG: "false", METRICS_PORT: "0", ...env },
         stdio: ["ignore", "pipe", "pipe"]
       })
       let output = ""
