@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config"
+import { clientEnv } from "./packages/server/test/faults/PrivateStack.js"
 
 export default defineConfig({
   test: {
@@ -7,7 +8,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["packages/*/test/**/*.test.ts"],
-          exclude: ["packages/*/test/**/*.integration.test.ts"]
+          exclude: ["packages/*/test/**/*.integration.test.ts", "packages/*/test/**/*.faults.test.ts"]
         }
       },
       {
@@ -17,6 +18,17 @@ export default defineConfig({
           globalSetup: ["packages/infra/test/support/requireStack.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000
+        }
+      },
+      {
+        test: {
+          name: "faults",
+          include: ["packages/*/test/**/*.faults.test.ts"],
+          // The suite's own stack, never the shared one: it kills, freezes and stops its servers.
+          globalSetup: ["packages/server/test/faults/globalSetup.ts"],
+          env: clientEnv,
+          testTimeout: 300_000,
+          hookTimeout: 300_000
         }
       }
     ]

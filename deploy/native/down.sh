@@ -2,7 +2,8 @@
 # Stop the native dev stack started by up.sh (FerretDB, Kafka, PostgreSQL).
 #   down.sh          stop the services, keep their data
 #   down.sh --purge  stop them and delete the state dir (data, logs, pid files)
-# Idempotent: never fails when nothing is running.
+# Idempotent: never fails when nothing is running. Stops the stack of $ORDERS_NATIVE_STATE
+# (default deploy/native/.state) by its pid files, whatever ports up.sh gave it.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,7 +14,7 @@ PURGE=0
 for a in "$@"; do
   case $a in
     --purge) PURGE=1 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
   esac
 done

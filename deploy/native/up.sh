@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Start the orders-service dependencies natively on loopback, without Docker:
-#   PostgreSQL 15 (private cluster)  127.0.0.1:5432
-#   Apache Kafka 4.x (KRaft, 1 node)  127.0.0.1:9092 (controller 127.0.0.1:9093)
-#   FerretDB v1 (SQLite backend)      127.0.0.1:27017 (MongoDB wire protocol)
+#   PostgreSQL 15 (private cluster)  127.0.0.1:5432   ($ORDERS_PG_PORT)
+#   Apache Kafka 4.x (KRaft, 1 node)  127.0.0.1:9092   ($ORDERS_KAFKA_PORT, controller 9093: $ORDERS_KAFKA_CONTROLLER_PORT)
+#   FerretDB v1 (SQLite backend)      127.0.0.1:27017  ($ORDERS_MONGO_PORT; MongoDB wire protocol)
 # Idempotent: a service already up and answering is left alone.
 # Downloads/builds are cached in $ORDERS_NATIVE_CACHE (default ~/.cache/orders-native),
 # data, pid files and logs live in $ORDERS_NATIVE_STATE (default deploy/native/.state).
+# Another state dir with other ports gives a second, independent stack (the fault
+# suite's); PostgreSQL keeps the port it was first initialised with in its state dir.
 # Stop with deploy/native/down.sh [--purge].
 set -euo pipefail
 
@@ -17,7 +19,10 @@ KAFKA_AUTO_CREATE_TOPICS=${ORDERS_KAFKA_AUTO_CREATE_TOPICS:-false}
 FERRETDB_VERSION=${ORDERS_FERRETDB_VERSION:-v1.24.2}
 PG_BIN=${ORDERS_PG_BIN:-/usr/lib/postgresql/15/bin}
 WAIT_SECS=${ORDERS_NATIVE_WAIT_SECS:-60}
-PG_PORT=5432 KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 MONGO_PORT=27017
+PG_PORT=${ORDERS_PG_PORT:-5432}
+KAFKA_PORT=${ORDERS_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${ORDERS_KAFKA_CONTROLLER_PORT:-9093}
+MONGO_PORT=${ORDERS_MONGO_PORT:-27017}
 
 log() { printf '[up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[up] ERROR: %s\n' "$*" >&2; exit 1; }

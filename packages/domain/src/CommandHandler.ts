@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Array, DateTime, Duration, Effect, Schedule, Schema } from "effect"
-import { EventBus } from "./EventBus.js"
+import { Array, Cause, DateTime, Duration, Effect, Exit, Metric, Option, Schedule, Schema } from "effect"
+import { currentTraceparent, EventBus } from "./EventBus.js"
 import { EventStore } from "./EventStore.js"
 import type { Order } from "./Order.js"
 import { fold, toOrder } from "./Order.js"
@@ -132,6 +132,34 @@ export const conflictRetry = Schedule.exponential(Duration.millis(5)).pipe(
   Schedule.intersect(Schedule.recurs(4))
 )
 
+/** Commands handled, by command and outcome: `accepted`, `replayed` (idempotency key), or the error's tag. */
+export const commandsHandled = Metric.counter("orders_commands_total", {
+  description: "Commands handled, by command and outcome (accepted, replayed, or the error's tag)",
+  incremental: true
+})
+
+/** Appends that lost a race to another writer, by command (each is decided again, a few times at most). */
+export const concurrencyConflicts = Metric.counter("orders_concurrency_conflicts_total", {
+  description: "Appends refused because another writer appended first, by command",
+  incremental: true
+})
+
+/** Events appended to the event store, by event type. */
+export const eventsAppended = Metric.counter("orders_events_appended_total", {
+  description: "Events appended to the event store, by event type",
+  incremental: true
+})
+
+const outcomeOf = (exit: Exit.Exit<CommandResult, { readonly _tag: string }>): string =>
+  Exit.match(exit, {
+    onSuccess: (result) => result.replayed ? "replayed" : "accepted",
+    onFailure: (cause) =>
+      Option.match(Cause.failureOption(cause), {
+        onSome: (error) => error._tag,
+        onNone: () => Cause.isInterruptedOnly(cause) ? "interrupted" : "defect"
+      })
+  })
+
 /** Answers that a decision on a stale prefix of the stream could have caused. */
 const mayBeStale: ReadonlySet<string> = new Set([
   "ConcurrencyConflict",
@@ -177,7 +205,9 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
       fresh: boolean
     ) =>
       Effect.gen(function*() {
-        const history = yield* (fresh ? store.read : store.readKnown)(command.orderId)
+        const history = yield* (fresh ? store.read : store.readKnown)(command.orderId).pipe(
+          Effect.withSpan("CommandHandler.load", { attributes: { fresh } })
+        )
         const version = history.length
         if (version < seenVersion) {
           return yield* new StaleRead({ streamId: command.orderId, version: seenVersion, found: version })
@@ -185,8 +215,13 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
         const answered = yield* precheck(history)
         if (answered !== undefined) return answered
         const state = fold(history.map((event) => event.data))
-        const decided = yield* decide(command, state)
+        const decided = yield* decide(command, state).pipe(Effect.withSpan("CommandHandler.decide"))
         const occurredAt = yield* DateTime.now
+        // The command's span: its consumers' work joins its trace.
+        const traceparent = yield* currentTraceparent
+        const eventMetadata = traceparent === undefined
+          ? metadata
+          : EventMetadata.make({ ...metadata, traceparent }, trusted)
         const events = Array.map(decided, (data, i) =>
           OrderEventEnvelope.make({
             eventId: crypto.randomUUID(),
@@ -194,10 +229,21 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
             version: version + i + 1,
             type: data._tag,
             occurredAt,
-            metadata,
+            metadata: eventMetadata,
             data
           }, trusted))
-        yield* store.append(command.orderId, version, events)
+        yield* store.append(command.orderId, version, events).pipe(
+          Effect.tapErrorTag(
+            "ConcurrencyConflict",
+            () => Metric.increment(Metric.tagged(concurrencyConflicts, "command", command._tag))
+          ),
+          Effect.withSpan("CommandHandler.append", { attributes: { expectedVersion: version, count: events.length } })
+        )
+        yield* Effect.forEach(
+          events,
+          (event) => Metric.increment(Metric.tagged(eventsAppended, "type", event.type)),
+          { discard: true }
+        )
         const order = toOrder(fold(decided, state), version + events.length)
         if (order === undefined) return yield* Effect.dieMessage("an accepted command left no order")
         return { order, events, replayed: false } satisfies CommandResult
@@ -227,6 +273,12 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
         ),
         // A replay appended nothing: its events were published (or left to the relay) the first time.
         Effect.tap((result) => result.replayed ? Effect.void : publish(result.events)),
+        Effect.onExit((exit) =>
+          Metric.increment(
+            Metric.tagged(Metric.tagged(commandsHandled, "command", command._tag), "outcome", outcomeOf(exit))
+          )
+        ),
+        Effect.annotateLogs({ correlationId: metadata.correlationId }),
         Effect.withSpan("CommandHandler.handle", { attributes: { orderId: command.orderId, command: command._tag } })
       )
 

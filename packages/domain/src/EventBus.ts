@@ -5,7 +5,23 @@
  * @since 0.1.0
  */
 import type { Scope } from "effect"
-import { Cause, Context, Data, Deferred, Duration, Effect, FiberSet, Layer, PubSub, Queue, Schedule } from "effect"
+import {
+  Cause,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  FiberSet,
+  Layer,
+  Metric,
+  Option,
+  PubSub,
+  Queue,
+  Schedule,
+  ScheduleDecision,
+  Tracer
+} from "effect"
 import type { ServiceUnavailable } from "./OrderError.js"
 import type { OrderEventEnvelope } from "./OrderEvent.js"
 import { encodeEvent } from "./OrderEvent.js"
@@ -57,6 +73,8 @@ export class ConsumerStopped extends Data.TaggedError("ConsumerStopped")<{
 export interface Subscription {
   /** Fails once the consumer has stopped for good; never succeeds. Interrupted with the Scope. */
   readonly stopped: Effect.Effect<never, ConsumerStopped>
+  /** Whether the consumer is a member of its group now: false while it joins again, and once it stopped. */
+  readonly joined: Effect.Effect<boolean>
 }
 
 export interface EventBusShape {
@@ -83,6 +101,78 @@ export interface EventBusShape {
 
 export class EventBus extends Context.Tag("orders/EventBus")<EventBus, EventBusShape>() {}
 
+/**
+ * Whether appended events and published messages carry the W3C trace context
+ * of the work that made them. Off unless the program exports traces (the
+ * programs' telemetry turns it on): the ids of a trace nobody records are noise.
+ */
+export class TraceContextPropagation extends Context.Reference<TraceContextPropagation>()(
+  "orders/TraceContextPropagation",
+  { defaultValue: () => false }
+) {}
+
+const traceparentFormat = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/
+const zeros = /^0+$/
+const traceIdFormat = /^[0-9a-f]{32}$/
+const spanIdFormat = /^[0-9a-f]{16}$/
+
+/** The W3C `traceparent` of `span`; none when its ids are not W3C ids (those of a disabled tracer). */
+export const formatTraceparent = (span: Tracer.AnySpan): string | undefined =>
+  traceIdFormat.test(span.traceId) && spanIdFormat.test(span.spanId) && !zeros.test(span.traceId) &&
+    !zeros.test(span.spanId)
+    ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+    : undefined
+
+/**
+ * The span a W3C `traceparent` names, as a remote parent; none for anything
+ * that is not one (version `ff`, ids of zeros, extra fields on version `00`).
+ */
+export const parseTraceparent = (traceparent: string | undefined): Option.Option<Tracer.ExternalSpan> => {
+  const match = traceparent === undefined ? null : traceparentFormat.exec(traceparent)
+  if (match === null) return Option.none()
+  const [, version = "", traceId = "", spanId = "", flags = "", extra] = match
+  return version === "ff" || (version === "00" && extra !== undefined) || zeros.test(traceId) || zeros.test(spanId)
+    ? Option.none()
+    : Option.some(Tracer.externalSpan({ traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 }))
+}
+
+/** The `traceparent` of the current span, where trace context propagates. */
+export const currentTraceparent: Effect.Effect<string | undefined> = Effect.gen(function*() {
+  if (!(yield* TraceContextPropagation)) return undefined
+  return Option.getOrUndefined(
+    Option.flatMapNullable(yield* Effect.option(Effect.currentParentSpan), formatTraceparent)
+  )
+})
+
+/**
+ * Runs one delivery to a consumer in a span of its own: a child of the span
+ * that published the message (`parent`), so that the consumer's work joins
+ * the producer's trace; a root without one.
+ */
+export const withDeliverySpan =
+  (name: string, parent: Option.Option<Tracer.AnySpan>, attributes: Record<string, unknown>) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.withSpan(
+      self,
+      name,
+      Option.match(parent, {
+        onNone: () => ({ kind: "consumer", attributes, root: true }),
+        onSome: (span) => ({ kind: "consumer", attributes, parent: span })
+      })
+    )
+
+/** Handler attempts that failed and were tried again, by consumer group. */
+export const handlerRetries = Metric.counter("orders_handler_retries_total", {
+  description: "Failed handler attempts that were tried again, by consumer group",
+  incremental: true
+})
+
+/** Messages a consumer group gave up on and parked in the dead-letter log, by group. */
+export const parkedMessages = Metric.counter("orders_messages_parked_total", {
+  description: "Messages parked in the dead-letter log, by consumer group",
+  incremental: true
+})
+
 /** The outcome of delivering one event to a handler under a policy. */
 export type Delivery =
   | { readonly _tag: "Handled" }
@@ -96,6 +186,7 @@ export type Delivery =
 const attemptUnder = <R>(
   attempt: Effect.Effect<void, unknown, R>,
   policy: DeliveryPolicy,
+  group: string,
   whenParked: string
 ): Effect.Effect<Delivery, never, R> =>
   attempt.pipe(
@@ -105,12 +196,18 @@ const attemptUnder = <R>(
     Effect.retry(
       Schedule.exponential(policy.backoff).pipe(
         Schedule.union(Schedule.spaced(policy.maxBackoff)),
-        Schedule.intersect(Schedule.recurs(policy.attempts - 1))
+        Schedule.intersect(Schedule.recurs(policy.attempts - 1)),
+        Schedule.onDecision((_, decision) =>
+          ScheduleDecision.isContinue(decision)
+            ? Metric.increment(Metric.tagged(handlerRetries, "group", group))
+            : Effect.void
+        )
       )
     ),
     Effect.as<Delivery>({ _tag: "Handled" }),
     Effect.catchAll((cause) =>
       Effect.logError(whenParked, cause).pipe(
+        Effect.zipRight(Metric.increment(Metric.tagged(parkedMessages, "group", group))),
         Effect.as<Delivery>({ _tag: "Parked", reason: Cause.pretty(cause).slice(0, 2_000) })
       )
     )
@@ -131,9 +228,16 @@ export const deliver = <R>(
   attemptUnder(
     Effect.suspend(() => handler(event)),
     policy,
+    group,
     "event handler kept failing; the event is parked in the dead-letter log"
   ).pipe(
-    Effect.annotateLogs({ group, eventId: event.eventId, streamId: event.streamId, version: event.version })
+    Effect.annotateLogs({
+      group,
+      eventId: event.eventId,
+      streamId: event.streamId,
+      version: event.version,
+      correlationId: event.metadata.correlationId
+    })
   )
 
 /** How many keys (orders) one consumer group of the in-memory bus works on at once. */
@@ -174,7 +278,7 @@ const consume = <A, R>(
   topic: MemoryTopic<A>,
   group: string,
   keyOf: (item: A) => string,
-  deliverOne: (item: A) => Effect.Effect<Delivery, never, R>,
+  deliverOne: (item: A, offset: number) => Effect.Effect<Delivery, never, R>,
   park: (item: A, reason: string) => Effect.Effect<void>
 ): Effect.Effect<Subscription, never, R | Scope.Scope> =>
   Effect.gen(function*() {
@@ -198,7 +302,7 @@ const consume = <A, R>(
           const item = topic.log[offset]!
           // Once handled or parked, the item is done even if the Scope closes right now.
           yield* Effect.uninterruptibleMask((restore) =>
-            restore(deliverOne(item)).pipe(
+            restore(deliverOne(item, offset)).pipe(
               Effect.flatMap((delivery) => delivery._tag === "Parked" ? park(item, delivery.reason) : Effect.void),
               Effect.zipRight(finish(offset))
             )
@@ -243,7 +347,7 @@ const consume = <A, R>(
       Effect.annotateLogs({ group }),
       Effect.forkScoped
     )
-    return { stopped: Deferred.await(stopped) }
+    return { stopped: Deferred.await(stopped), joined: Effect.map(Deferred.isDone(stopped), (done) => !done) }
   })
 
 /**
@@ -268,7 +372,10 @@ export const makeMemory = (policy: DeliveryPolicy = defaultDeliveryPolicy): Effe
           events,
           group,
           (event) => event.streamId,
-          (event) => deliver(handler, group, event, policy),
+          (event, offset) =>
+            deliver(handler, group, event, policy).pipe(
+              withDeliverySpan("EventBusMemory.handle", parseTraceparent(event.metadata.traceparent), { group, offset })
+            ),
           (event, reason) =>
             append(deadLetters, [{ group, reason, key: event.streamId, payload: JSON.stringify(encodeEvent(event)) }])
         ),
@@ -281,6 +388,7 @@ export const makeMemory = (policy: DeliveryPolicy = defaultDeliveryPolicy): Effe
             attemptUnder(
               Effect.suspend(() => handler(letter)),
               policy,
+              group,
               "dead-letter handler kept failing; the letter is skipped"
             ).pipe(Effect.annotateLogs({ group, deadLetterOf: letter.group, key: letter.key })),
           // A dead letter has nowhere further to go: it stays in the log, for another group to read.

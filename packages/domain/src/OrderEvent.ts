@@ -51,7 +51,13 @@ export class EventMetadata extends Schema.Class<EventMetadata>("EventMetadata")(
   causationId: Schema.String,
   idempotencyKey: Schema.optional(Schema.String),
   /** SHA-256 (hex) of the command's canonical JSON: tells a retry from another request reusing the key. */
-  requestHash: Schema.optional(Schema.String)
+  requestHash: Schema.optional(Schema.String),
+  /**
+   * The W3C `traceparent` of the command that appended the event, so that its
+   * consumers' work joins that trace (absent when no traces were exported,
+   * and on events stored before tracing existed).
+   */
+  traceparent: Schema.optional(Schema.String)
 }) {}
 
 /**

@@ -5,8 +5,18 @@
  * its handler kept failing on, a message that is not an event) goes to the
  * dead-letter topic `<topic>.dlq`.
  */
+import { Tracer as OtelTracer } from "@effect/opentelemetry"
 import type { DeadLetter, DeliveryPolicy, EventBusShape, EventHandler, Subscription } from "@orders/domain/EventBus"
-import { ConsumerStopped, defaultDeliveryPolicy, deliver, EventBus } from "@orders/domain/EventBus"
+import {
+  ConsumerStopped,
+  currentTraceparent,
+  defaultDeliveryPolicy,
+  deliver,
+  EventBus,
+  parkedMessages,
+  parseTraceparent,
+  withDeliverySpan
+} from "@orders/domain/EventBus"
 import { ServiceUnavailable } from "@orders/domain/OrderError"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEventJson, encodeEvent } from "@orders/domain/OrderEvent"
@@ -41,6 +51,8 @@ import {
   Exit,
   FiberSet,
   Layer,
+  Metric,
+  Option,
   Queue,
   Runtime,
   Schedule,
@@ -105,6 +117,8 @@ export interface EventBusKafkaOptions {
   readonly maxWaitTime?: Duration.DurationInput
   /** How long `subscribe` waits for the consumer to join its group. Default 30 s. */
   readonly joinTimeout?: Duration.DurationInput
+  /** How often a consumer measures its lag (`orders_consumer_lag`). Default 10 s. */
+  readonly lagInterval?: Duration.DurationInput
 }
 
 /** Keys are order ids and headers text; values stay bytes, so that a dead letter carries the payload as received. */
@@ -194,6 +208,7 @@ const settingsOf = (options: EventBusKafkaOptions) => {
     concurrency: options.concurrency ?? 64,
     publishTimeout: Duration.decode(options.publishTimeout ?? "10 seconds"),
     joinTimeout: Duration.decode(options.joinTimeout ?? "30 seconds"),
+    lagInterval: Duration.decode(options.lagInterval ?? "10 seconds"),
     group: {
       sessionTimeout: millis(options.sessionTimeout, "10 seconds"),
       heartbeatInterval: millis(options.heartbeatInterval, "1 second"),
@@ -291,6 +306,49 @@ const acquireProducer = (settings: Settings) =>
 
 type Send = Effect.Effect.Success<ReturnType<typeof acquireProducer>>
 
+/** W3C trace context, as message headers. */
+interface TraceHeaders {
+  readonly traceparent?: string
+  readonly tracestate?: string
+}
+
+/** The trace context of the current span: its `traceparent`, and its OpenTelemetry `tracestate` if it has one. */
+const currentTraceHeaders: Effect.Effect<TraceHeaders> = Effect.gen(function*() {
+  const traceparent = yield* currentTraceparent
+  if (traceparent === undefined) return {}
+  const tracestate = yield* OtelTracer.currentOtelSpan.pipe(
+    Effect.map((span) => span.spanContext().traceState?.serialize()),
+    Effect.orElseSucceed(() => undefined)
+  )
+  return tracestate === undefined || tracestate === "" ? { traceparent } : { traceparent, tracestate }
+})
+
+/** The trace id field of a `traceparent`. */
+const traceIdOf = (traceparent: string | undefined) => traceparent?.split("-")[1]
+
+/**
+ * A message carries the context of the span that published it, so that its
+ * consumers' spans are children of that span; unless the event's command
+ * belongs to another trace (a relay round publishing the events of several
+ * commands), whose context it carries instead.
+ */
+const traceHeadersOf = (publishing: TraceHeaders, event: OrderEventEnvelope): TraceHeaders => {
+  const own = event.metadata.traceparent
+  return own === undefined || traceIdOf(publishing.traceparent) === traceIdOf(own) ? publishing : { traceparent: own }
+}
+
+/** The remote parent a message names in its headers, with its `tracestate`. */
+const producerSpanOf = (message: Received) =>
+  Option.map(parseTraceparent(message.headers.get("traceparent")), (parent) => {
+    const traceState = message.headers.get("tracestate")
+    return traceState === undefined ? parent : OtelTracer.makeExternalSpan({
+      traceId: parent.traceId,
+      spanId: parent.spanId,
+      traceFlags: parent.sampled ? 1 : 0,
+      traceState
+    })
+  })
+
 interface PendingPublish {
   readonly records: ReadonlyArray<Outgoing>
   readonly written: Deferred.Deferred<void, ServiceUnavailable>
@@ -327,21 +385,29 @@ const publisher = (settings: Settings, send: Send) =>
       Effect.forkScoped
     )
 
-    return Effect.fn("EventBusKafka.publish")(function*(events: ReadonlyArray<OrderEventEnvelope>) {
-      yield* Effect.annotateCurrentSpan({ topic: settings.topic, count: events.length })
-      if (events.length === 0) return
-      const written = yield* Deferred.make<void, ServiceUnavailable>()
-      yield* Queue.offer(pending, {
-        records: events.map((event) => ({
-          topic: settings.topic,
-          key: event.streamId,
-          value: Buffer.from(JSON.stringify(encodeEvent(event))),
-          headers: { eventType: event.type, eventId: event.eventId, correlationId: event.metadata.correlationId }
-        })),
-        written
-      })
-      yield* Deferred.await(written)
-    })
+    return Effect.fn("EventBusKafka.publish", { kind: "producer" })(
+      function*(events: ReadonlyArray<OrderEventEnvelope>) {
+        yield* Effect.annotateCurrentSpan({ topic: settings.topic, count: events.length })
+        if (events.length === 0) return
+        const written = yield* Deferred.make<void, ServiceUnavailable>()
+        const publishing = yield* currentTraceHeaders
+        yield* Queue.offer(pending, {
+          records: events.map((event) => ({
+            topic: settings.topic,
+            key: event.streamId,
+            value: Buffer.from(JSON.stringify(encodeEvent(event))),
+            headers: {
+              eventType: event.type,
+              eventId: event.eventId,
+              correlationId: event.metadata.correlationId,
+              ...traceHeadersOf(publishing, event)
+            }
+          })),
+          written
+        })
+        yield* Deferred.await(written)
+      }
+    )
   })
 
 /**
@@ -381,6 +447,58 @@ const nextMessage = (stream: MessagesStream<string, Buffer, string, string>): Ef
       return Effect.sync(() => stream.removeListener("readable", wake))
     }).pipe(Effect.zipRight(nextMessage(stream)))
   })
+
+/** How many messages of each partition the group has yet to commit, by group, topic and partition. */
+export const consumerLag = Metric.gauge("orders_consumer_lag", {
+  description: "Messages of a partition not yet committed by the consumer group (end offset minus committed offset)"
+})
+
+/**
+ * Measures the lag of the partitions this member holds: each partition's end
+ * offset against the group's committed one. A partition no longer held shows
+ * 0 here: its new holder reports it.
+ */
+const reportLag = (
+  consumer: Consumer<string, Buffer, string, string>,
+  topic: string,
+  group: string
+) => {
+  const reported = new Set<number>()
+  const lagOf = (partition: number) =>
+    consumerLag.pipe(
+      Metric.tagged("group", group),
+      Metric.tagged("topic", topic),
+      Metric.tagged("partition", String(partition))
+    )
+  return Effect.gen(function*() {
+    const held = consumer.isActive()
+      ? consumer.assignments?.find((assignment) => assignment.topic === topic)?.partitions ?? []
+      : []
+    const [ends, committed] = held.length === 0 ?
+      [new Map<string, Array<bigint>>(), new Map<string, Array<bigint>>()] :
+      yield* Effect.tryPromise({
+        try: () =>
+          Promise.all([
+            consumer.listOffsets({ topics: [topic] }),
+            consumer.listCommittedOffsets({ topics: [{ topic, partitions: held }] })
+          ]),
+        catch: failure
+      })
+    for (const partition of held) {
+      const end = ends.get(topic)?.[partition] ?? 0n
+      // -1: nothing committed yet; counted from offset 0.
+      const done = committed.get(topic)?.[partition] ?? -1n
+      yield* Metric.set(lagOf(partition), Number(end - (done < 0n ? 0n : done)))
+      reported.add(partition)
+    }
+    for (const partition of reported) {
+      if (!held.includes(partition)) {
+        yield* Metric.set(lagOf(partition), 0)
+        reported.delete(partition)
+      }
+    }
+  })
+}
 
 /**
  * Consumes `topic` as a member of `group` until the Scope closes, passing each
@@ -565,7 +683,16 @@ const consume = <R>(
       Effect.annotateLogs({ group, topic }),
       Effect.forkScoped
     )
-    return { stopped: Deferred.await(stopped) }
+    yield* reportLag(consumer, topic, group).pipe(
+      Effect.catchAll((error) => Effect.logDebug(`cannot measure the consumer lag: ${describe(error)}`)),
+      Effect.repeat(Schedule.spaced(settings.lagInterval)),
+      Effect.annotateLogs({ group, topic }),
+      Effect.forkScoped
+    )
+    return {
+      stopped: Deferred.await(stopped),
+      joined: Effect.map(Deferred.isDone(stopped), (done) => !done && consumer.isActive())
+    }
   })
 
 /**
@@ -616,7 +743,8 @@ export const make = (options: EventBusKafkaOptions): Effect.Effect<EventBusShape
         Effect.matchEffect({
           onFailure: (error) =>
             Effect.logError("undecodable message; it goes to the dead-letter topic", error.message).pipe(
-              Effect.zipRight(park(message, group, error.message))
+              Effect.zipRight(park(message, group, error.message)),
+              Effect.zipRight(Metric.increment(Metric.tagged(parkedMessages, "group", group)))
             ),
           onSuccess: (event) =>
             deliver(handler, group, event, policy).pipe(
@@ -625,8 +753,8 @@ export const make = (options: EventBusKafkaOptions): Effect.Effect<EventBusShape
               )
             )
         }),
-        Effect.annotateLogs(position(group, message)),
-        Effect.withSpan("EventBusKafka.handle", { attributes: position(group, message), root: true })
+        Effect.annotateLogs({ ...position(group, message), correlationId: message.headers.get("correlationId") }),
+        withDeliverySpan("EventBusKafka.handle", producerSpanOf(message), position(group, message))
       )
 
     const handleDeadLetter =

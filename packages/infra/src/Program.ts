@@ -5,19 +5,22 @@
  * to their end, with the exit code they choose.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
+import { Cause, Config, Effect, Exit, Layer, Logger, LogLevel, Option, Ref } from "effect"
+import { Health, makeHealth } from "./Health.js"
 import { StartupError } from "./Startup.js"
+import { tracingConfig, withTraceIds } from "./Telemetry.js"
 import { Workers, WorkerStopped } from "./Workers.js"
 
 /**
  * `LOG_FORMAT`: `logfmt` (default) or `json`, one record per line either way; `LOG_LEVEL`: default `Info`.
- * To stdout, or to stderr for a command whose stdout is its answer.
+ * To stdout, or to stderr for a command whose stdout is its answer. A record
+ * written inside a traced span carries its `traceId` and `spanId`.
  */
 const logging = (to: "stdout" | "stderr") =>
   Effect.gen(function*() {
     const format = yield* Config.literal("logfmt", "json")("LOG_FORMAT").pipe(Config.withDefault("logfmt"))
     const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
-    const formatted = format === "json" ? Logger.jsonLogger : Logger.logfmtLogger
+    const formatted = withTraceIds(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
     const logger = to === "stdout" ? Logger.withConsoleLog(formatted) : Logger.withConsoleError(formatted)
     return Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(level))
   }).pipe(Effect.tapError((error) => Effect.logError(`invalid logging configuration: ${error.message}`)))
@@ -36,18 +39,35 @@ const report = <E>(cause: Cause.Cause<E>) =>
         : Effect.logError("program failed", cause)
   })
 
-/** Builds `program` and keeps it until interrupted, or until one of its background loops stops. */
+/**
+ * Builds `program` and keeps it until interrupted, or until one of its
+ * background loops stops. The program has health checks of its own, and is
+ * not ready until it is built.
+ */
 export const launch = <E>(program: Layer.Layer<never, E, Workers>): Effect.Effect<never, E | WorkerStopped> =>
   Effect.gen(function*() {
     const workers = yield* Workers
+    const health = yield* Health
+    const built = yield* Ref.make(false)
+    yield* health.register("started", Effect.filterOrFail(Ref.get(built), (done) => done, () => "starting"))
     yield* Layer.build(program)
+    yield* Ref.set(built, true)
     return yield* workers.awaitStopped
-  }).pipe(Effect.scoped, Effect.provide(Workers.Default))
+  }).pipe(Effect.scoped, Effect.provide(Workers.Default), Effect.provideServiceEffect(Health, Effect.sync(makeHealth)))
 
-/** Runs the program until a signal stops it; a failure is logged and exits non-zero. */
-export const runProgram = <E>(program: Layer.Layer<never, E, Workers>): void =>
+/**
+ * Runs the program until a signal stops it; a failure is logged and exits
+ * non-zero. It exports traces as the `OTEL_*` variables say, as `serviceName`
+ * unless `OTEL_SERVICE_NAME` names it otherwise.
+ */
+export const runProgram = <E>(serviceName: string, program: Layer.Layer<never, E, Workers>): void =>
   logging("stdout").pipe(
-    Effect.flatMap((loggers) => launch(program).pipe(Effect.tapErrorCause(report), Effect.provide(loggers))),
+    Effect.flatMap((loggers) =>
+      launch(program.pipe(Layer.provide(tracingConfig(serviceName)))).pipe(
+        Effect.tapErrorCause(report),
+        Effect.provide(loggers)
+      )
+    ),
     NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
   )
 
@@ -64,7 +84,14 @@ export const commandInterrupted = 130
  */
 export const runCommand = <E>(command: Effect.Effect<number, E>): void =>
   logging("stderr").pipe(
-    Effect.flatMap((loggers) => command.pipe(Effect.tapErrorCause(report), Effect.provide(loggers))),
+    Effect.flatMap((loggers) =>
+      command.pipe(
+        Effect.tapErrorCause(report),
+        Effect.provide(loggers),
+        // A command exports no traces: its spans would cost time and put ids nobody can look up in its logs.
+        Effect.withTracerEnabled(false)
+      )
+    ),
     NodeRuntime.runMain({
       disableErrorReporting: true,
       disablePrettyLogger: true,

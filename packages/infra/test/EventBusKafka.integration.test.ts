@@ -61,7 +61,7 @@ describe("EventBusKafka with one group name on two topics", () => {
           }))
         const expected = published.flat()
         const handled = yield* waitFor(Ref.get(journal), (all) => expected.every((entry) => all.includes(entry)))
-      expect([...new Set(handled)].sort()).toEqual([...expected].sort())
+        expect([...new Set(handled)].sort()).toEqual([...expected].sort())
       }),
     90_000
   )

@@ -6,6 +6,7 @@ import { CommandHandler } from "@orders/domain/CommandHandler"
 import { EventBus } from "@orders/domain/EventBus"
 import { CompleteProcessing, FailProcessing } from "@orders/domain/OrderCommand"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
+import { requireMembership } from "@orders/infra/Health"
 import { Workers } from "@orders/infra/Workers"
 import { Config, Duration, Effect, Layer, Random } from "effect"
 
@@ -58,6 +59,7 @@ export const ProcessorLive = Layer.scopedDiscard(Effect.gen(function*() {
   const workers = yield* Workers
   const group = yield* ProcessorGroup
   const subscription = yield* bus.subscribe(group, yield* makeProcessor(yield* ProcessorConfig))
+  yield* requireMembership(group, subscription)
   yield* workers.run(`processor (group ${group})`, subscription.stopped)
   yield* Effect.logInfo(`processor consuming as group ${group}`)
 })).pipe(Layer.provide(CommandHandler.Default))

@@ -6,6 +6,7 @@
 import * as EventBus from "@orders/domain/EventBus"
 import * as EventStore from "@orders/domain/EventStore"
 import * as OrderReadModel from "@orders/domain/OrderReadModel"
+import { requireEventStore, requireReadModel } from "@orders/infra/Health"
 import { ProcessorLive } from "@orders/processor"
 import { Layer } from "effect"
 import { OutboxRelayLive } from "./OutboxRelay.js"
@@ -18,4 +19,10 @@ export const MemoryAdaptersLive = Layer.mergeAll(
 )
 
 /** Everything but the HTTP server, which the caller adds with its own listener. */
-export const EmbeddedWorkersLive = Layer.mergeAll(ProjectorLive, OutboxRelayLive, ProcessorLive)
+export const EmbeddedWorkersLive = Layer.mergeAll(
+  ProjectorLive,
+  OutboxRelayLive,
+  ProcessorLive,
+  requireEventStore,
+  requireReadModel
+)

@@ -1,8 +1,10 @@
 /**
  * The HTTP server: the Orders API's handlers, its OpenAPI document
- * (`/openapi.json`) and Swagger UI (`/docs`), on Node's http server.
+ * (`/openapi.json`) and Swagger UI (`/docs`), the operators' endpoints
+ * (`/metrics`, `/health/live`, `/health/ready`), on Node's http server.
  */
 import {
+  Headers,
   HttpApiBuilder,
   HttpApiError,
   HttpApiSwagger,
@@ -18,7 +20,20 @@ import {
 import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CommandHandler } from "@orders/domain/CommandHandler"
-import { Cause, Config, Effect, Layer, Option, Schema } from "effect"
+import { isOpsRequest, withOpsEndpoints } from "@orders/infra/OpsEndpoints"
+import {
+  Cause,
+  Clock,
+  Config,
+  Effect,
+  Exit,
+  Layer,
+  Metric,
+  MetricBoundaries,
+  MetricLabel,
+  Option,
+  Schema
+} from "effect"
 import { createServer } from "node:http"
 import { gzipSync } from "node:zlib"
 import { ApiAccess, wwwAuthenticate } from "./Auth.js"
@@ -33,7 +48,7 @@ import {
   Unauthorized
 } from "./ProblemDetails.js"
 import { fromDecodeError, payloadTooLarge } from "./RequestBody.js"
-import { allowedMethods } from "./Routes.js"
+import { allowedMethods, routeOf } from "./Routes.js"
 
 const encodeProblem = Schema.encodeUnknown(Schema.Union(...Object.values(Problems)))
 
@@ -156,10 +171,74 @@ export const ApiLive = Layer.unwrapEffect(Effect.map(ApiAccess, (access) =>
     Layer.provide(Middleware)
   )
 
+/** HTTP requests answered, by method, route and status. */
+export const httpRequests = Metric.counter("orders_http_requests_total", {
+  description: "HTTP requests answered, by method, route (as declared, or unknown) and status",
+  incremental: true
+})
+
+/** How long requests took to answer, by method and route: 1 ms to 16 s, doubling. */
+export const httpRequestDuration = Metric.histogram(
+  "orders_http_request_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 15 }),
+  "Time to answer an HTTP request, by method and route"
+)
+
+/** The declared route, not the path: the ids in paths would make a series per order. */
+const routeLabel = (request: HttpServerRequest.HttpServerRequest) => routeOf(pathOf(request)) ?? "unknown"
+
+/** Counts and times each request; a request that never got an answer (the client went away) counts as 499. */
+const measure = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const route = routeLabel(request)
+    const labels = [MetricLabel.make("method", request.method), MetricLabel.make("route", route)]
+    return Effect.flatMap(Clock.currentTimeNanos, (start) =>
+      Effect.annotateCurrentSpan("http.route", route).pipe(
+        Effect.zipRight(app),
+        Effect.onExit((exit) =>
+          Effect.flatMap(Clock.currentTimeNanos, (end) => {
+            const status = Exit.isSuccess(exit) ? exit.value.status : Cause.isInterruptedOnly(exit.cause) ? 499 : 500
+            return Effect.zipRight(
+              Metric.increment(
+                Metric.taggedWithLabels(httpRequests, [...labels, MetricLabel.make("status", String(status))])
+              ),
+              Metric.update(Metric.taggedWithLabels(httpRequestDuration, labels), Number(end - start) / 1e9)
+            )
+          })
+        )
+      ))
+  })
+
+/**
+ * Every request gets a correlation id: the caller's `x-correlation-id`, else a
+ * fresh one, set on the request so that the handlers carry it on the events,
+ * and on every log record of the request.
+ */
+const correlate = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const given = request.headers["x-correlation-id"]?.slice(0, 200)
+    const correlationId = given || crypto.randomUUID()
+    const correlated = given
+      ? app
+      : Effect.provideService(
+        app,
+        HttpServerRequest.HttpServerRequest,
+        request.modify({ headers: Headers.set(request.headers, "x-correlation-id", correlationId) })
+      )
+    return Effect.annotateLogs(correlated, "correlationId", correlationId)
+  })
+
 const serve = Layer.unwrapEffect(
   Config.boolean("HTTP_ACCESS_LOG").pipe(
     Config.withDefault(true),
-    Effect.map((accessLog) => HttpApiBuilder.serve(accessLog ? HttpMiddleware.logger : undefined))
+    Effect.map((accessLog) =>
+      HttpApiBuilder.serve((app) => withOpsEndpoints(correlate(measure(accessLog ? HttpMiddleware.logger(app) : app))))
+        .pipe(
+          // A span per request, named after its route, as OpenTelemetry names server spans; none for the operators' probes.
+          HttpMiddleware.withSpanNameGenerator((request) => `${request.method} ${routeLabel(request)}`),
+          HttpMiddleware.withTracerDisabledWhen(isOpsRequest)
+        )
+    )
   )
 )
 

@@ -7,10 +7,11 @@ import { DocumentPaths, OrdersApi } from "./OrdersApi.js"
 
 interface Route {
   readonly method: string
+  readonly path: string
   readonly segments: ReadonlyArray<string>
 }
 
-const route = (method: string, path: string): Route => ({ method, segments: path.split("/") })
+const route = (method: string, path: string): Route => ({ method, path, segments: path.split("/") })
 
 /** The API's operations, path parameters as `:name` segments. */
 const operations: ReadonlyArray<Route> = Object.values(OrdersApi.groups).flatMap((group) =>
@@ -29,6 +30,12 @@ export const allowedMethods = (pathname: string): ReadonlyArray<string> => {
   const methods = new Set([...operations, ...documents].filter((r) => matches(r, segments)).map((r) => r.method))
   if (methods.has("GET")) methods.add("HEAD")
   return [...methods]
+}
+
+/** The declared path (`/:id/events`) that `pathname` matches, the documents first; none for an unknown path. */
+export const routeOf = (pathname: string): string | undefined => {
+  const segments = pathname.split("/")
+  return [...documents, ...operations].find((candidate) => matches(candidate, segments))?.path
 }
 
 /** Whether `METHOD pathname` reaches one of the API's operations: the documents take precedence over `/:id`. */

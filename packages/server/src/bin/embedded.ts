@@ -3,4 +3,4 @@ import { Layer } from "effect"
 import { EmbeddedWorkersLive, MemoryAdaptersLive } from "../Embedded.js"
 import { HttpLive } from "../Http.js"
 
-runProgram(Layer.mergeAll(HttpLive, EmbeddedWorkersLive).pipe(Layer.provide(MemoryAdaptersLive)))
+runProgram("orders", Layer.mergeAll(HttpLive, EmbeddedWorkersLive).pipe(Layer.provide(MemoryAdaptersLive)))

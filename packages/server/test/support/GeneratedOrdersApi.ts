@@ -391,6 +391,7 @@ export interface components {
             causationId: string;
             idempotencyKey?: string;
             requestHash?: string;
+            traceparent?: string;
         };
         /** OrderCreated */
         OrderCreated: {
