@@ -16,6 +16,7 @@ import {
   Layer,
   Metric,
   Option,
+  Predicate,
   PubSub,
   Queue,
   Schedule,
@@ -183,6 +184,14 @@ export type Delivery =
  * last attempt, `Parked` with the last cause rendered, logged as `whenParked`.
  * Shared by the events' and the dead letters' consumers.
  */
+/** Doubling from `backoff`, at most `maxBackoff` apart. */
+const backoffOf = (policy: DeliveryPolicy) =>
+  Schedule.exponential(policy.backoff).pipe(Schedule.union(Schedule.spaced(policy.maxBackoff)))
+
+/** The handler failed because a server it needs cannot be reached, not because of the event. */
+const backingServerDown = (cause: Cause.Cause<unknown>) =>
+  Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "ServiceUnavailable"))
+
 const attemptUnder = <R>(
   attempt: Effect.Effect<void, unknown, R>,
   policy: DeliveryPolicy,
@@ -193,9 +202,11 @@ const attemptUnder = <R>(
     // A defect counts as a failure here: one bad order must not stop the consumer.
     Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(cause)),
     Effect.tapError((cause) => Effect.logWarning("handler failed", cause)),
+    // A backing server that is down (the read model during a failover) is no poison message: the event waits
+    // for it, however long, without spending its attempts; parking it would leave its order behind for good.
+    Effect.retry({ while: backingServerDown, schedule: backoffOf(policy) }),
     Effect.retry(
-      Schedule.exponential(policy.backoff).pipe(
-        Schedule.union(Schedule.spaced(policy.maxBackoff)),
+      backoffOf(policy).pipe(
         Schedule.intersect(Schedule.recurs(policy.attempts - 1)),
         Schedule.onDecision((_, decision) =>
           ScheduleDecision.isContinue(decision)
@@ -216,7 +227,7 @@ const attemptUnder = <R>(
 /**
  * Runs `handler` on `event` under `policy`: retried with backoff, each failure
  * (or defect) logged; after the last attempt, `Parked` with the last cause,
- * rendered. Interruption is not a failure: it propagates, and the event stays
+ * rendered. A `ServiceUnavailable` is waited out without spending attempts. Interruption is not a failure: it propagates, and the event stays
  * unacknowledged.
  */
 export const deliver = <R>(

@@ -8,26 +8,11 @@ import { CompleteProcessing, CreateOrder, RequestProcessing } from "../src/Order
 import { ServiceUnavailable } from "../src/OrderError.js"
 import type { OrderEventEnvelope } from "../src/OrderEvent.js"
 import { decodeEvent, encodeEvent, EventMetadata } from "../src/OrderEvent.js"
-import { commandHandlerInMemory, lifecycle, metadata, uniqueOrderId } from "./fixtures.js"
+import { commandHandlerInMemory, lifecycle, metadata, racingCommandHandler, uniqueOrderId } from "./fixtures.js"
 import { commandArbitrary } from "./generators.js"
 
 const withBus = commandHandlerInMemory
 const memory = commandHandlerInMemory()
-
-/** Every read yields before it returns: concurrent commands all read before any appends, and race. */
-const racing = CommandHandler.Default.pipe(
-  Layer.provideMerge(Layer.merge(
-    Layer.effect(
-      EventStore.EventStore,
-      Effect.map(EventStore.makeMemory(), (store) => ({
-        ...store,
-        read: (streamId) => Effect.zipLeft(store.read(streamId), Effect.yieldNow()),
-        readKnown: (streamId) => Effect.zipLeft(store.readKnown(streamId), Effect.yieldNow())
-      }))
-    ),
-    EventBus.layerMemory
-  ))
-)
 
 const down = new ServiceUnavailable({ service: "test bus", message: "down" })
 
@@ -95,7 +80,7 @@ describe("CommandHandler", () => {
         Array.from({ length: 7 }, () => "InvalidOrderTransition")
       )
       expect((yield* store.read(orderId)).map((event) => event.version)).toEqual([1, 2])
-    }).pipe(Effect.provide(racing)))
+    }).pipe(Effect.provide(racingCommandHandler)))
 
   it.effect("accepts the command when the bus is down, leaving the event in the outbox", () =>
     Effect.gen(function*() {
@@ -224,7 +209,7 @@ describe("CommandHandler", () => {
         expect(results.map((result) => result.order.version)).toEqual(Array.from({ length: 6 }, () => 1))
         expect(results.filter((result) => !result.replayed)).toHaveLength(1)
         expect(yield* store.read(orderId)).toHaveLength(1)
-      }).pipe(Effect.provide(racing)))
+      }).pipe(Effect.provide(racingCommandHandler)))
 
     it.effect("decides only on the expected version: any other is VersionMismatch, and nothing is appended", () =>
       Effect.gen(function*() {

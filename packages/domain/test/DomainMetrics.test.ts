@@ -1,13 +1,18 @@
 /** The series the domain keeps (commands, conflicts, appends, handler retries, parked messages) move as they say. */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Metric, MetricLabel } from "effect"
+import { Duration, Effect, Metric, MetricLabel } from "effect"
 import { CommandHandler, commandsHandled, concurrencyConflicts, eventsAppended } from "../src/CommandHandler.js"
 import * as EventBus from "../src/EventBus.js"
-import * as EventStore from "../src/EventStore.js"
 import { CreateOrder, RequestProcessing } from "../src/OrderCommand.js"
-import { ServiceUnavailable } from "../src/OrderError.js"
 import { fastDeliveryPolicy } from "./contract/EventBusContract.js"
-import { commandHandlerInMemory, lifecycle, metadata, uniqueOrderId, waitFor } from "./fixtures.js"
+import {
+  commandHandlerInMemory,
+  lifecycle,
+  metadata,
+  racingCommandHandler,
+  uniqueOrderId,
+  waitFor
+} from "./fixtures.js"
 
 /** The count of `counter` with `labels`: the registry is the process's, so tests compare before and after. */
 const countOf = (counter: Metric.Metric.Counter<number>, labels: Record<string, string>) =>
@@ -69,7 +74,7 @@ describe("the domain's metrics", () => {
       expect(accepted).toBe(1)
       expect(conflicts).toBeGreaterThanOrEqual(3)
     }).pipe(Effect.provide(
-      CommandHandler.Default.pipe(Layer.provideMerge(Layer.merge(racingStore, EventBus.layerMemory)))
+      racingCommandHandler
     )))
 
   it.live("count a failing handler's retries, and the message it parks", () =>
@@ -80,7 +85,7 @@ describe("the domain's metrics", () => {
         countOf(EventBus.parkedMessages, { group: "failing" })
       ]
       const before = yield* Effect.all(counts)
-      yield* bus.subscribe("failing", () => new ServiceUnavailable({ service: "test", message: "down" }))
+      yield* bus.subscribe("failing", () => Effect.fail(new Error("a poison message")))
       yield* bus.publish(lifecycle(uniqueOrderId("poison"), 1))
       const after = yield* waitFor(
         Effect.all(counts),
@@ -91,13 +96,3 @@ describe("the domain's metrics", () => {
       expect(after.map((count, i) => count - before[i]!)).toEqual([fastDeliveryPolicy.attempts - 1, 1])
     }).pipe(Effect.scoped))
 })
-
-/** Every read yields before it returns: concurrent commands all read before any appends, and race. */
-const racingStore = Layer.effect(
-  EventStore.EventStore,
-  Effect.map(EventStore.makeMemory(), (store) => ({
-    ...store,
-    read: (streamId) => Effect.zipLeft(store.read(streamId), Effect.yieldNow()),
-    readKnown: (streamId) => Effect.zipLeft(store.readKnown(streamId), Effect.yieldNow())
-  }))
-)

@@ -72,3 +72,21 @@ export const propertyVerdict = (exit: Exit.Exit<void, unknown>) =>
       return error instanceof Error && error.name === "AssertionError" ? "fails an assertion" : Cause.pretty(cause)
     }
   })
+
+/**
+ * The command handler on an in-memory store whose every read yields before it
+ * returns: concurrent commands all read before any of them appends, and race.
+ */
+export const racingCommandHandler = CommandHandler.Default.pipe(
+  Layer.provideMerge(Layer.merge(
+    Layer.effect(
+      EventStore.EventStore,
+      Effect.map(EventStore.makeMemory(), (store) => ({
+        ...store,
+        read: (streamId) => Effect.zipLeft(store.read(streamId), Effect.yieldNow()),
+        readKnown: (streamId) => Effect.zipLeft(store.readKnown(streamId), Effect.yieldNow())
+      }))
+    ),
+    EventBus.layerMemory
+  ))
+)

@@ -3,6 +3,7 @@ import type { Layer, Scope } from "effect"
 import { Deferred, Duration, Effect, Ref, Schedule } from "effect"
 import type { DeadLetter, DeliveryPolicy } from "../../src/EventBus.js"
 import { EventBus } from "../../src/EventBus.js"
+import { ServiceUnavailable } from "../../src/OrderError.js"
 import type { OrderEventEnvelope } from "../../src/OrderEvent.js"
 import { decodeEventJson } from "../../src/OrderEvent.js"
 import { lifecycle, uniqueOrderId } from "../fixtures.js"
@@ -184,6 +185,37 @@ export const eventBusProperties = {
         all.includes(at(events[2]!)), policy)
       expect(handled.filter((entry) => entry === at(events[1]!)).length).toBeGreaterThanOrEqual(policy.attempts)
       expect(handled.indexOf(at(events[2]!))).toBeGreaterThan(handled.lastIndexOf(at(events[1]!)))
+    }),
+
+  "waits out a backing server that is down, past the policy's attempts, without parking the event": (policy) =>
+    Effect.gen(function*() {
+      const bus = yield* EventBus
+      const events = lifecycle(uniqueOrderId("outage"))
+      // Down for twice the attempts the policy gives a poison message.
+      const failuresLeft = yield* Ref.make(policy.attempts * 2)
+      const journal = yield* makeJournal
+      const letters = yield* Ref.make(0)
+      yield* bus.subscribeDeadLetters(
+        newGroup(),
+        (letter) => letter.key === events[0]!.streamId ? Ref.update(letters, (n) => n + 1) : Effect.void
+      )
+      yield* bus.subscribe(
+        newGroup(),
+        (event) =>
+          event.streamId !== events[0]!.streamId ? Effect.void : Effect.gen(function*() {
+            if (event.version === 2 && (yield* Ref.getAndUpdate(failuresLeft, (n) => n - 1)) > 0) {
+              return yield* new ServiceUnavailable({ service: "read model", message: "down for a while" })
+            }
+            yield* note(journal, at(event))
+          })
+      )
+      yield* bus.publish(events)
+      const handled = yield* eventually(Ref.get(journal), (all) => all.includes(at(events[2]!)), {
+        ...policy,
+        attempts: policy.attempts * 3
+      })
+      expect(handled).toEqual(events.map(at))
+      expect(yield* Ref.get(letters)).toBe(0)
     }),
 
   "parks an event whose handler keeps failing, then goes on with its order; other orders are not held up":
