@@ -59,7 +59,7 @@ import {
   MongoServerError,
   MongoServerSelectionError
 } from "mongodb"
-import { connectWithRetry, redactUrl, StartupError } from "./Startup.js"
+import { connectWithRetry, redactUrl, StartupError, startupRetry } from "./Startup.js"
 
 export interface MongoOptions {
   readonly uri: string
@@ -278,7 +278,11 @@ const connect = (options: MongoOptions) => {
             })
           },
           catch: (cause) => new StartupError({ service: SERVICE, address, cause })
-        }))
+        }).pipe(
+          // Two programs starting on a fresh database create the same index at once, and FerretDB drops the
+          // connection of the second: the next attempt finds the index there.
+          Effect.retry(startupRetry)
+        ))
     )
   )
 }

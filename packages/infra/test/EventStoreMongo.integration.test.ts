@@ -214,6 +214,18 @@ describe("EventStoreMongo", () => {
       expect((yield* processor.read(orderId)).map((event) => event.version)).toEqual([1, 2, 3])
     }))
 
+  it.scopedLive("starts several stores at once on a fresh database, as programs starting together do", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const stores = yield* Effect.all(
+        Array.from({ length: 4 }, () => EventStoreMongo.make({ uri: mongoUri, database })),
+        { concurrency: "unbounded" }
+      )
+      const [created] = lifecycle(uniqueOrderId(), 1)
+      yield* stores[0]!.append(created!.streamId, 0, [created!])
+      expect(yield* stores[3]!.read(created!.streamId)).toEqual([created])
+    }))
+
   it.scoped("knows without asking only what this process wrote or read; a decision on a stale prefix cannot append", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
