@@ -101,7 +101,8 @@ describe("EventBusKafka's telemetry", () => {
             ]))),
           (gauges) => gauges.reduce((sum, gauge) => sum + gauge.value, 0)
         )
-        expect(yield* waitFor(lag, (behind) => behind === events.length)).toBe(events.length)
+        // At least once: a producer retry under load may have written the batch twice.
+        expect(yield* waitFor(lag, (behind) => behind >= events.length)).toBeGreaterThanOrEqual(events.length)
         yield* Deferred.succeed(open, undefined)
         expect(yield* waitFor(lag, (behind) => behind === 0)).toBe(0)
       }),
