@@ -571,9 +571,11 @@ export const connectionConfig: Config.Config<MongoOptions> = Config.redacted("MO
 )
 
 /** `connectionConfig`, and `OUTBOX_RELAY_GRACE` (default 5 seconds). */
+export const optionsConfig: Config.Config<MongoOptions> = Config.all({
+  connection: connectionConfig,
+  grace: Config.duration("OUTBOX_RELAY_GRACE").pipe(Config.withDefault(defaultGrace))
+}).pipe(Config.map(({ connection, grace }) => ({ ...connection, grace })))
+
 export const layerConfig: Layer.Layer<EventStore, StartupError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Config.all({
-    connection: connectionConfig,
-    grace: Config.duration("OUTBOX_RELAY_GRACE").pipe(Config.withDefault(defaultGrace))
-  }).pipe(Effect.map(({ connection, grace }) => layer({ ...connection, grace })))
+  Effect.map(optionsConfig, layer)
 )
