@@ -8,6 +8,27 @@ export default tseslint.config(
   tseslint.configs.recommended,
   ...effectEslint.configs.dprint,
   {
+    // The console's browser modules (packages/server/src/Console.ts serves them): the browser's names they use.
+    files: ["packages/server/console/**/*.js"],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          "AbortSignal",
+          "FormData",
+          "URLSearchParams",
+          "addEventListener",
+          "document",
+          "fetch",
+          "history",
+          "location",
+          "performance",
+          "sessionStorage",
+          "setTimeout"
+        ].map((name) => [name, "readonly"])
+      )
+    }
+  },
+  {
     rules: {
       "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "separate-type-imports" }],
       "@typescript-eslint/array-type": ["error", { default: "generic", readonly: "generic" }],

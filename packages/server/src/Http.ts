@@ -1,7 +1,8 @@
 /**
  * The HTTP server: the Orders API's handlers, its OpenAPI document
  * (`/openapi.json`) and Swagger UI (`/docs`), the operators' endpoints
- * (`/metrics`, `/health/live`, `/health/ready`), on Node's http server.
+ * (`/metrics`, `/health/live`, `/health/ready`), the web console
+ * (`/console`), on Node's http server.
  */
 import {
   Headers,
@@ -37,6 +38,7 @@ import {
 import { createServer } from "node:http"
 import { gzipSync } from "node:zlib"
 import { ApiAccess, wwwAuthenticate } from "./Auth.js"
+import { isConsoleRequest, makeConsole } from "./Console.js"
 import { completeDocument, DocumentPaths, MaxBodyBytes, OrdersApi, Problems } from "./OrdersApi.js"
 import { OrdersHandlers } from "./OrdersHandlers.js"
 import type { PayloadTooLarge } from "./ProblemDetails.js"
@@ -229,14 +231,16 @@ const correlate = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   })
 
 const serve = Layer.unwrapEffect(
-  Config.boolean("HTTP_ACCESS_LOG").pipe(
-    Config.withDefault(true),
-    Effect.map((accessLog) =>
-      HttpApiBuilder.serve((app) => withOpsEndpoints(correlate(measure(accessLog ? HttpMiddleware.logger(app) : app))))
+  Effect.all([Config.boolean("HTTP_ACCESS_LOG").pipe(Config.withDefault(true)), makeConsole]).pipe(
+    Effect.map(([accessLog, withConsole]) =>
+      HttpApiBuilder.serve((app) =>
+        withOpsEndpoints(withConsole(correlate(measure(accessLog ? HttpMiddleware.logger(app) : app))))
+      )
         .pipe(
-          // A span per request, named after its route, as OpenTelemetry names server spans; none for the operators' probes.
+          // A span per request, named after its route, as OpenTelemetry names server spans; none for the operators'
+          // probes, nor for the console's files and its lag figures, which it polls.
           HttpMiddleware.withSpanNameGenerator((request) => `${request.method} ${routeLabel(request)}`),
-          HttpMiddleware.withTracerDisabledWhen(isOpsRequest)
+          HttpMiddleware.withTracerDisabledWhen((request) => isOpsRequest(request) || isConsoleRequest(request))
         )
     )
   )

@@ -3,6 +3,7 @@
  * the router: which methods a path allows (a 405's `Allow`), and whether a
  * request is one of the API's operations (which the tokens guard).
  */
+import { ConsolePaths } from "./Console.js"
 import { DocumentPaths, OrdersApi } from "./OrdersApi.js"
 
 interface Route {
@@ -18,7 +19,10 @@ const operations: ReadonlyArray<Route> = Object.values(OrdersApi.groups).flatMap
   Object.values(group.endpoints).map((endpoint) => route(endpoint.method, endpoint.path))
 )
 
-const documents: ReadonlyArray<Route> = Object.values(DocumentPaths).map((path) => route("GET", path))
+/** The documents and the console's paths, which answer GET only. */
+const documents: ReadonlyArray<Route> = [...Object.values(DocumentPaths), ...ConsolePaths].map((path) =>
+  route("GET", path)
+)
 
 const matches = (candidate: Route, segments: ReadonlyArray<string>) =>
   candidate.segments.length === segments.length &&
