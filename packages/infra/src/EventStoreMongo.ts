@@ -48,8 +48,8 @@ import { AppendOutcomeUnknown, ConcurrencyConflict, ServiceUnavailable } from "@
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEvent, encodeEvent } from "@orders/domain/OrderEvent"
 import type { ConfigError } from "effect"
-import { Array as Arr, Clock, Config, Duration, Effect, Fiber, Layer, Option, Redacted, Schedule } from "effect"
-import type { Collection, IndexDescription, OptionalUnlessRequiredId, UpdateFilter } from "mongodb"
+import { Array as Arr, Clock, Config, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule } from "effect"
+import type { Collection, Db, Document, IndexDescription, OptionalUnlessRequiredId, UpdateFilter } from "mongodb"
 import {
   MongoClient,
   MongoError,
@@ -59,6 +59,7 @@ import {
   MongoServerError,
   MongoServerSelectionError
 } from "mongodb"
+import * as GroupCommit from "./GroupCommit.js"
 import { connectWithRetry, redactUrl, StartupError, startupRetry } from "./Startup.js"
 
 export interface MongoOptions {
@@ -128,6 +129,9 @@ const settleTimeout = Duration.seconds(10)
 
 const closeTimeout = Duration.seconds(5)
 
+/** At most this many writes of one kind in one round trip, and this many round trips in flight. */
+const writeBatches = { maxBatch: 64, concurrency: 4 }
+
 const SERVICE = "MongoDB"
 const DUPLICATE_KEY = 11000
 
@@ -171,11 +175,57 @@ const isDuplicateKey = (error: unknown): boolean => error instanceof MongoServer
  */
 const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, ServiceUnavailable> =>
   Effect.tryPromise({ try: run, catch: (error) => error }).pipe(
-    Effect.catchAll((error) =>
-      isUnavailable(error)
-        ? Effect.fail(new ServiceUnavailable({ service: SERVICE, message: `${operation}: ${error.message}` }))
-        : Effect.die(error)
-    )
+    Effect.catchAll((error) => failure(operation, error))
+  )
+
+const failure = (operation: string, error: unknown): Exit.Exit<never, ServiceUnavailable> =>
+  isUnavailable(error)
+    ? Exit.fail(new ServiceUnavailable({ service: SERVICE, message: `${operation}: ${error.message}` }))
+    : Exit.die(error)
+
+/** What the server answers an `insert` command: how many it wrote, and why each other one was refused. */
+interface InsertReply {
+  readonly n?: number
+  readonly writeErrors?: ReadonlyArray<{ readonly index: number; readonly code: number; readonly errmsg?: string }>
+  readonly writeConcernError?: { readonly code: number; readonly errmsg?: string }
+}
+
+/**
+ * Inserts documents in one round trip, each on its own (unordered): per
+ * document, true, false when its `_id` is taken, or why it failed. It sends
+ * the `insert` command itself because the driver's `insertMany` reports a
+ * lost connection as a bulk-write error without write errors, which reads
+ * like "all written". Any answer but a complete one says nothing of any
+ * single document: they all fail, and each append settles its own.
+ */
+const insertEach = (operation: string, db: Db, collection: string) =>
+(
+  documents: Arr.NonEmptyReadonlyArray<Document>
+): Effect.Effect<ReadonlyArray<Exit.Exit<boolean, ServiceUnavailable>>> =>
+  Effect.tryPromise({
+    try: () => db.command({ insert: collection, documents, ordered: false }) as Promise<InsertReply>,
+    catch: (error) => error
+  }).pipe(
+    Effect.match({
+      onFailure: (error) => documents.map(() => failure(operation, error)),
+      onSuccess: (reply) => {
+        const refused = new Map((reply.writeErrors ?? []).map((writeError) => [writeError.index, writeError]))
+        if (reply.writeConcernError !== undefined || (reply.n ?? 0) + refused.size !== documents.length) {
+          const unknown = Exit.fail(
+            new ServiceUnavailable({ service: SERVICE, message: `${operation}: incomplete answer to an insert` })
+          )
+          return documents.map(() => unknown)
+        }
+        return documents.map((_, i) => {
+          const writeError = refused.get(i)
+          if (writeError === undefined) return Exit.succeed(true)
+          if (writeError.code === DUPLICATE_KEY) return Exit.succeed(false)
+          return TRANSIENT_CODES.has(writeError.code)
+            ? Exit.fail(new ServiceUnavailable({ service: SERVICE, message: `${operation}: ${writeError.errmsg}` }))
+            : Exit.die(new Error(`${operation}: ${writeError.errmsg} (code ${writeError.code})`))
+        })
+      }
+    })
   )
 
 /** Inserts `document`; false when its `_id` is taken. */
@@ -206,6 +256,10 @@ const decodeStored = (streamId: string, events: ReadonlyArray<unknown>, firstVer
       )
     )
   })
+
+/** A stored commit's events, decoded from whichever schema version wrote them, as every read of the store does. */
+export const decodeCommit = (commit: CommitDocument): Effect.Effect<ReadonlyArray<OrderEventEnvelope>> =>
+  decodeStored(commit.streamId, commit.events, commit.previous + 1)
 
 /** The database named in a connection string's path, if any (`mongodb://host/orders` → `orders`). */
 export const databaseFromUri = (uri: string): string | undefined => {
@@ -300,6 +354,29 @@ export const make = (options: MongoOptions) =>
     const commits: Collection<CommitDocument> = db.collection<CommitDocument>(COMMITS)
     const outbox: Collection<OutboxDocument> = db.collection<OutboxDocument>(OUTBOX)
 
+    // Concurrent appends share round trips; a lost answer is still settled one document at a time.
+    const closing = (operation: string) =>
+      new ServiceUnavailable({ service: SERVICE, message: `${operation}: the event store is closing` })
+    const insertMarker = yield* GroupCommit.make({
+      write: insertEach("append", db, OUTBOX),
+      closed: closing("append"),
+      ...writeBatches
+    })
+    const insertCommit = yield* GroupCommit.make({
+      write: insertEach("append", db, COMMITS),
+      closed: closing("append"),
+      ...writeBatches
+    })
+    const deleteMarkers = yield* GroupCommit.make({
+      write: (idLists: Arr.NonEmptyReadonlyArray<ReadonlyArray<string>>) =>
+        attempt("markPublished", () => outbox.deleteMany({ _id: { $in: idLists.flat() } })).pipe(
+          Effect.exit,
+          Effect.map((outcome) => idLists.map(() => Exit.asVoid(outcome)))
+        ),
+      closed: closing("markPublished"),
+      ...writeBatches
+    })
+
     /**
      * Commits never change once written, so the ones this process has written
      * or read are kept, decoded: a stream read asks the server only for the
@@ -313,7 +390,7 @@ export const make = (options: MongoOptions) =>
 
     /** Decodes a commit read from the server, and remembers it. */
     const learn = (found: CommitDocument): Effect.Effect<KnownCommit> =>
-      decodeStored(found.streamId, found.events, found.previous + 1).pipe(
+      decodeCommit(found).pipe(
         Effect.map((events) => ({
           streamId: found.streamId,
           previous: found.previous,
@@ -414,7 +491,7 @@ export const make = (options: MongoOptions) =>
           owner: crypto.randomUUID(),
           createdAt: new Date(now)
         }
-        if (!(yield* insertUnlessTaken("append", outbox, marker))) {
+        if (!(yield* insertMarker(marker))) {
           // Another append's marker, maybe an orphan: it covers whichever commit lands at `_id`, ours included.
           if ((yield* commitAt(streamId, expectedVersion)) !== null) {
             return yield* Effect.fail(conflict)
@@ -425,7 +502,7 @@ export const make = (options: MongoOptions) =>
         }
         const version = expectedVersion + events.length
         const document = { _id, streamId, previous: expectedVersion, version, events: events.map(encodeEvent) }
-        const inserted = yield* insertUnlessTaken("append", commits, document).pipe(
+        const inserted = yield* insertCommit(document).pipe(
           // The answer was lost, maybe not the write.
           Effect.catchTag("ServiceUnavailable", () => settle(document, events))
         )
@@ -516,7 +593,7 @@ export const make = (options: MongoOptions) =>
           }
           commit = commit.version < last ? yield* commitAt(streamId, commit.version) : null
         }
-        if (covered.length > 0) yield* attempt("markPublished", () => outbox.deleteMany({ _id: { $in: covered } }))
+        if (covered.length > 0) yield* deleteMarkers(covered)
       }
     )
 

@@ -422,6 +422,40 @@ describe("EventStoreMongo", () => {
     }), { timeout: 60_000 })
 
   it.scopedLive(
+    "settles each append of a batch whose request was lost: none is reported written unless it is",
+    () =>
+      Effect.gen(function*() {
+        const database = yield* freshMongoDatabase
+        const link = yield* faultyLink({ lose: "request" })
+        const store = yield* EventStoreMongo.make({ uri: link.uri, database, grace: Duration.zero })
+        const created = Array.from({ length: 16 }, () => lifecycle(uniqueOrderId(), 1)[0]!)
+        // Concurrent appends share their inserts' round trips. The lost request, and the connections dropped with
+        // it, leave commits to be settled one by one, and markers whose appends wrote nothing.
+        const results = yield* Effect.forEach(
+          created,
+          (event) => Effect.either(store.append(event.streamId, 0, [event])),
+          { concurrency: "unbounded" }
+        )
+        expect(link.tripped()).toBe(true)
+        const direct = yield* EventStoreMongo.make({ uri: mongoUri, database, grace: Duration.zero })
+        const written: Array<OrderEventEnvelope> = []
+        for (const [i, result] of results.entries()) {
+          const stored = yield* direct.read(created[i]!.streamId)
+          if (Either.isRight(result)) {
+            expect(stored).toEqual([created[i]])
+            written.push(created[i]!)
+          } else {
+            expect(result.left._tag).toBe("ServiceUnavailable")
+            expect(stored).toEqual([])
+          }
+        }
+        expect(written.length).toBeGreaterThan(0)
+        expect(new Set(yield* direct.unpublished(100))).toEqual(new Set(written))
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
     "answers ConcurrencyConflict when the commit's request is lost and another writer's commit landed",
     () =>
       Effect.gen(function*() {
