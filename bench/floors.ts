@@ -133,7 +133,8 @@ const postgres: Effect.Effect<Floor, never, Scope.Scope> = Effect.gen(function*(
           name: "floor order",
           status: statuses[step % 3]!,
           version: step % 3 + 1,
-          failure_reason: null
+          failure_reason: null,
+          failure_code: null
         }
         return Effect.runPromise(OrderReadModelPg.saveRows(sql, OrderReadModelPg.ORDERS, [row]))
       })

@@ -44,6 +44,35 @@ export const StreamVersion = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)).ann
   identifier: "StreamVersion"
 })
 
+/**
+ * What kind of failure, for programs: snake_case (`payment_declined`). A
+ * pattern rather than a closed list, so that a new kind needs no new schema
+ * version: readers treat a code they do not know as a failure like any other.
+ */
+export const FailureCode = Schema.String.pipe(
+  Schema.pattern(/^[a-z][a-z0-9_]{0,63}$/, {
+    message: () => "must be 1-64 of a-z 0-9 _, starting with a letter"
+  })
+).annotations({
+  identifier: "FailureCode",
+  description: "What kind of failure, for programs (snake_case, e.g. payment_declined; unspecified when not recorded)"
+})
+
+/**
+ * The code of failures recorded before failures had codes (free text only).
+ * Named as protobuf names the zero value of its enums: the code was not set,
+ * which says no more than it knows ("unknown" would claim a code nobody
+ * recognised; "legacy" would name where it came from, not what it means).
+ */
+export const unspecifiedFailureCode = "unspecified"
+
+/** Why processing failed: a code for programs, a message for people. */
+export const FailureReason = Schema.Struct({
+  code: FailureCode,
+  message: Schema.String.annotations({ description: "What went wrong, for people" })
+}).annotations({ identifier: "FailureReason", description: "Why processing failed" })
+export type FailureReason = typeof FailureReason.Type
+
 export const OrderStatus = Schema.Literal("new", "processing", "processed", "failed")
 export type OrderStatus = typeof OrderStatus.Type
 
@@ -54,7 +83,8 @@ export class Order extends Schema.Class<Order>("Order")({
   status: OrderStatus,
   /** Version of the last event applied: lets readers and the projector detect staleness. */
   version: StreamVersion,
-  failureReason: Schema.optional(Schema.String)
+  /** Present on failed orders only. */
+  failure: Schema.optional(FailureReason)
 }) {}
 
 /** The state the decider works on: no order yet, or an order in one of its statuses. */
@@ -69,7 +99,7 @@ export type OrderState =
     readonly status: "failed"
     readonly id: OrderId
     readonly name: string
-    readonly reason: string
+    readonly reason: FailureReason
   }
 
 export const initialState: OrderState = { status: "absent" }
@@ -106,7 +136,7 @@ export const toOrder = (state: OrderState, version: number): Order | undefined =
       return undefined
     case "failed":
       return Order.make(
-        { id: state.id, name: state.name, status: state.status, version, failureReason: state.reason },
+        { id: state.id, name: state.name, status: state.status, version, failure: state.reason },
         trusted
       )
     default:
@@ -118,6 +148,12 @@ export const toOrder = (state: OrderState, version: number): Order | undefined =
 export const fromOrder = (order: Order | undefined): OrderState => {
   if (order === undefined) return initialState
   return order.status === "failed"
-    ? { status: "failed", id: order.id, name: order.name, reason: order.failureReason ?? "" }
+    ? {
+      status: "failed",
+      id: order.id,
+      name: order.name,
+      // Never missing on a row the projector wrote; the domain type alone cannot rule it out.
+      reason: order.failure ?? { code: unspecifiedFailureCode, message: "" }
+    }
     : { status: order.status, id: order.id, name: order.name }
 }

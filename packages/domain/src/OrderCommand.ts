@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
-import { OrderId, OrderName } from "./Order.js"
+import { FailureReason, OrderId, OrderName } from "./Order.js"
 
 export class CreateOrder extends Schema.TaggedClass<CreateOrder>()("CreateOrder", {
   orderId: OrderId,
@@ -21,7 +21,7 @@ export class CompleteProcessing extends Schema.TaggedClass<CompleteProcessing>()
 
 export class FailProcessing extends Schema.TaggedClass<FailProcessing>()("FailProcessing", {
   orderId: OrderId,
-  reason: Schema.String
+  reason: FailureReason
 }) {}
 
 export const OrderCommand = Schema.Union(CreateOrder, RequestProcessing, CompleteProcessing, FailProcessing)

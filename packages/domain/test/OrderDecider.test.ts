@@ -12,7 +12,8 @@ const orderId = OrderId.make("order-1")
 const created = OrderCreated.make({ orderId, name: "book" })
 const requested = OrderProcessingRequested.make({ orderId })
 const processed = OrderProcessed.make({ orderId })
-const failed = OrderProcessingFailed.make({ orderId, reason: "payment declined" })
+const declined = { code: "payment_declined", message: "payment declined" }
+const failed = OrderProcessingFailed.make({ orderId, reason: declined })
 
 /** given events, when a command: then the new events, or the error. */
 const given = (events: ReadonlyArray<OrderEvent>) => ({
@@ -89,16 +90,16 @@ describe("OrderDecider", () => {
 
   describe("FailProcessing", () => {
     it("fails an order being processed, with its reason", () =>
-      given([created, requested]).when(FailProcessing.make({ orderId, reason: "payment declined" })).then([failed]))
+      given([created, requested]).when(FailProcessing.make({ orderId, reason: declined })).then([failed]))
 
     it("refuses an order that does not exist", () =>
-      given([]).when(FailProcessing.make({ orderId, reason: "x" })).thenFails(
+      given([]).when(FailProcessing.make({ orderId, reason: declined })).thenFails(
         "OrderNotFound",
         "order 'order-1' does not exist"
       ))
 
     it("refuses an order not being processed", () =>
-      given([created, requested, failed]).when(FailProcessing.make({ orderId, reason: "again" })).thenFails(
+      given([created, requested, failed]).when(FailProcessing.make({ orderId, reason: declined })).thenFails(
         "InvalidOrderTransition",
         "cannot fail processing of order 'order-1': it is failed"
       ))

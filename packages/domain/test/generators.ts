@@ -1,5 +1,5 @@
-import { Either, FastCheck as fc } from "effect"
-import { fold, initialState } from "../src/Order.js"
+import { Arbitrary, Either, FastCheck as fc } from "effect"
+import { FailureReason, fold, initialState } from "../src/Order.js"
 import { OrderId } from "../src/Order.js"
 import type { OrderCommand } from "../src/OrderCommand.js"
 import { CompleteProcessing, CreateOrder, FailProcessing, RequestProcessing } from "../src/OrderCommand.js"
@@ -15,7 +15,7 @@ export const commandArbitrary: fc.Arbitrary<OrderCommand> = fc.oneof(
   ),
   fc.constant(RequestProcessing.make({ orderId })),
   fc.constant(CompleteProcessing.make({ orderId })),
-  fc.string({ maxLength: 20 }).map((reason) => FailProcessing.make({ orderId, reason }))
+  Arbitrary.make(FailureReason).map((reason) => FailProcessing.make({ orderId, reason }))
 )
 
 /** The events a run of commands really produces: every valid history of an order is one of these. */

@@ -48,7 +48,8 @@ export interface OrderView {
   readonly version: number
   readonly status: string
   readonly name: string
-  readonly failureReason: string | null
+  /** `code: message`, as both sides hold it; null unless the order failed. */
+  readonly failure: string | null
 }
 
 export interface OrderDifference {
@@ -124,6 +125,7 @@ interface Row {
   readonly status: string
   readonly version: number
   readonly failure_reason: string | null
+  readonly failure_code: string | null
 }
 
 interface Snapshot {
@@ -147,18 +149,18 @@ const viewOfOrder = (order: Order): OrderView => ({
   version: order.version,
   status: order.status,
   name: order.name,
-  failureReason: order.failureReason ?? null
+  failure: order.failure === undefined ? null : `${order.failure.code}: ${order.failure.message}`
 })
 
 const viewOfRow = (row: Row): OrderView => ({
   version: row.version,
   status: row.status,
   name: row.name,
-  failureReason: row.failure_reason
+  failure: row.failure_reason === null ? null : `${row.failure_code}: ${row.failure_reason}`
 })
 
 const sameView = (a: OrderView, b: OrderView) =>
-  a.version === b.version && a.status === b.status && a.name === b.name && a.failureReason === b.failureReason
+  a.version === b.version && a.status === b.status && a.name === b.name && a.failure === b.failure
 
 /** How the row of `orderId` stands against its stream; undefined when it is the stream's order. */
 export const compareOrder = (
@@ -196,9 +198,10 @@ const look = (options: Required<CheckOptions>, stuckAfter: number) =>
     const exists = table?.found != null
     const rows = new Map<string, Row>()
     if (exists) {
-      const found = yield* sql<Row>`SELECT id, name, status, version, failure_reason FROM ${sql(ORDERS)}`.pipe(
-        Effect.orDie
-      )
+      const found = yield* sql<Row>`SELECT id, name, status, version, failure_reason, failure_code FROM ${sql(ORDERS)}`
+        .pipe(
+          Effect.orDie
+        )
       for (const row of found) rows.set(row.id, row)
     }
     const rowCount = rows.size
@@ -373,9 +376,7 @@ const table = (title: string, headers: ReadonlyArray<string>, rows: ReadonlyArra
 const showOrder = (view: OrderView | null) =>
   view === null
     ? "-"
-    : `v${view.version} ${view.status} ${JSON.stringify(view.name)}${
-      view.failureReason === null ? "" : ` (${view.failureReason})`
-    }`
+    : `v${view.version} ${view.status} ${JSON.stringify(view.name)}${view.failure === null ? "" : ` (${view.failure})`}`
 
 /** The report as an operator reads it: a summary, then a table per kind of finding. */
 export const render = (report: Report): string => {

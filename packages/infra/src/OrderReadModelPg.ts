@@ -8,7 +8,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as SqlSchema from "@effect/sql/SqlSchema"
-import { Order, OrderStatus } from "@orders/domain/Order"
+import { Order, OrderStatus, unspecifiedFailureCode } from "@orders/domain/Order"
 import type { OrderId } from "@orders/domain/Order"
 import { ServiceUnavailable } from "@orders/domain/OrderError"
 import type { ListOptions, OrderReadModelShape } from "@orders/domain/OrderReadModel"
@@ -28,13 +28,8 @@ const SERVICE = "PostgreSQL"
 /** The read model's table: queries name it, and `ReadModelRebuild` swaps a rebuilt one in under this name. */
 export const ORDERS = "orders"
 
-/**
- * Migration 1: the table, under the name `table`, unless it exists.
- * `ReadModelRebuild` recreates a dropped `orders` with it too, so a later
- * migration that alters the table must be applied there as well (this
- * function, being a migration, never changes).
- */
-export const createOrdersTable = (table: string) =>
+/** Migration 1: the table, under the name `table`, unless it exists (being a migration, it never changes). */
+const createOrdersTable = (table: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
       id text COLLATE "C" PRIMARY KEY,
@@ -45,10 +40,32 @@ export const createOrdersTable = (table: string) =>
       updated_at timestamptz NOT NULL DEFAULT now()
     )`)
 
-/** Append only: an applied migration is never edited, a change is a new entry. */
+/**
+ * Migration 2: the failure's code beside its message (`failure_reason`).
+ * Failed rows written before then came from events without codes, whose
+ * upcast gives `unspecified`: they get that code, as a rebuild would.
+ */
+const addFailureCode = (table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.zipRight(
+      sql`ALTER TABLE ${sql(table)} ADD COLUMN failure_code text`,
+      sql`UPDATE ${sql(table)} SET failure_code = ${unspecifiedFailureCode}
+          WHERE status = 'failed' AND failure_code IS NULL`
+    ))
+
+/**
+ * The table as all the migrations leave it, under the name `table`: how
+ * `ReadModelRebuild` recreates a dropped `orders`. A migration that alters
+ * the table is added here too.
+ */
+export const createMigratedOrdersTable = (table: string) =>
+  Effect.zipRight(createOrdersTable(table), addFailureCode(table))
+
+/** Append only: an applied migration is never edited, a change is a new entry (and goes into the function above). */
 const migrations = Migrator.fromRecord({
   // IF NOT EXISTS: databases migrated before the Migrator (history in `schema_migrations`) already have the table.
-  "1_create_orders": createOrdersTable(ORDERS)
+  "1_create_orders": createOrdersTable(ORDERS),
+  "2_failure_code": addFailureCode(ORDERS)
 })
 
 /**
@@ -57,15 +74,6 @@ const migrations = Migrator.fromRecord({
  * history table, so processes starting together apply each migration once.
  */
 const migrate = Migrator.make({})({ loader: migrations })
-
-/** A row of `orders` as the domain's Order: `failure_reason` is NULL unless the order failed. */
-const OrderFromRow = Schema.Struct({
-  id: Schema.String,
-  name: Schema.String,
-  status: OrderStatus,
-  version: Schema.Number,
-  failureReason: Schema.optionalWith(Schema.String, { nullable: true }).pipe(Schema.fromKey("failure_reason"))
-}).pipe(Schema.compose(Order))
 
 /**
  * "Not now" rather than "never": SQLSTATE classes 08 (connection), 40
@@ -114,7 +122,9 @@ export type OrderRow = {
   readonly name: string
   readonly status: OrderStatus
   readonly version: number
+  /** The failure's message, NULL unless the order failed. */
   readonly failure_reason: string | null
+  readonly failure_code: string | null
 }
 
 export const toRow = (order: typeof Order.Encoded): OrderRow => ({
@@ -122,8 +132,35 @@ export const toRow = (order: typeof Order.Encoded): OrderRow => ({
   name: order.name,
   status: order.status,
   version: order.version,
-  failure_reason: order.failureReason ?? null
+  failure_reason: order.failure?.message ?? null,
+  failure_code: order.failure?.code ?? null
 })
+
+/**
+ * A row of `orders` as the domain's Order. A failed row without a code was
+ * written by a projector older than codes, still running during an upgrade
+ * (migration 2 gave the rows before it theirs): its failure came from an
+ * event without a code, hence `unspecified`, as the event's upcast says.
+ */
+const OrderFromRow = Schema.transform(
+  Schema.Struct({
+    id: Schema.String,
+    name: Schema.String,
+    status: OrderStatus,
+    version: Schema.Number,
+    failure_reason: Schema.NullOr(Schema.String),
+    failure_code: Schema.NullOr(Schema.String)
+  }),
+  Order,
+  {
+    strict: true,
+    decode: ({ failure_code, failure_reason, ...order }) =>
+      failure_reason === null
+        ? order
+        : { ...order, failure: { code: failure_code ?? unspecifiedFailureCode, message: failure_reason } },
+    encode: toRow
+  }
+)
 
 /**
  * Inserts the rows into `table`, or moves existing ones forward: a row already
@@ -143,6 +180,7 @@ export const saveRows = (
           status = EXCLUDED.status,
           version = EXCLUDED.version,
           failure_reason = EXCLUDED.failure_reason,
+          failure_code = EXCLUDED.failure_code,
           updated_at = now()
         WHERE ${sql(table)}.version ${sql.literal(options.overwriteSameVersion === true ? "<=" : "<")} EXCLUDED.version`
 
@@ -153,7 +191,7 @@ const make = (queryTimeout: Duration.Duration) =>
      * Plain (unnamed) statements, parsed at each call: when `ReadModelRebuild`
      * renames a rebuilt table to `orders`, the next query reads the new table.
      */
-    const selectOrders = sql`SELECT id, name, status, version, failure_reason FROM ${sql(ORDERS)}`
+    const selectOrders = sql`SELECT id, name, status, version, failure_reason, failure_code FROM ${sql(ORDERS)}`
 
     const findById = SqlSchema.findOne({
       Request: Schema.String,

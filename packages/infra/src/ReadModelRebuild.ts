@@ -29,7 +29,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { projectAll } from "@orders/domain/Projection"
 import { Array as Arr, Chunk, Clock, Data, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { EventStoreScan } from "./EventStoreScan.js"
-import { createOrdersTable, ORDERS, saveRows, toRow } from "./OrderReadModelPg.js"
+import { createMigratedOrdersTable, ORDERS, saveRows, toRow } from "./OrderReadModelPg.js"
 
 const REBUILD = "orders_rebuild"
 const PENDING = "orders_rebuild_pending"
@@ -97,7 +97,9 @@ const setUp = (sql: SqlClient.SqlClient) =>
   Effect.gen(function*() {
     const live = yield* exists(sql, ORDERS)
     // A dropped `orders` is rebuilt from the table's definition.
-    yield* live ? sql`CREATE TABLE ${sql(REBUILD)} (LIKE ${sql(ORDERS)} INCLUDING ALL)` : createOrdersTable(REBUILD)
+    yield* live
+      ? sql`CREATE TABLE ${sql(REBUILD)} (LIKE ${sql(ORDERS)} INCLUDING ALL)`
+      : createMigratedOrdersTable(REBUILD)
     yield* sql`CREATE TABLE ${sql(PENDING)} (id text COLLATE "C" PRIMARY KEY)`
     yield* sql`CREATE TABLE ${sql(STATE)} (fill_after text)`
     yield* sql`INSERT INTO ${sql(STATE)} VALUES (NULL)`
@@ -173,14 +175,15 @@ const switchTables = (sql: SqlClient.SqlClient) =>
     yield* sql`SET LOCAL lock_timeout = '3s'`
     if (yield* exists(sql, ORDERS)) {
       yield* sql`LOCK TABLE ${sql(ORDERS)} IN ACCESS EXCLUSIVE MODE`
-      yield* sql`INSERT INTO ${sql(REBUILD)} (id, name, status, version, failure_reason, updated_at)
-                 SELECT o.id, o.name, o.status, o.version, o.failure_reason, o.updated_at
+      yield* sql`INSERT INTO ${sql(REBUILD)} (id, name, status, version, failure_reason, failure_code, updated_at)
+                 SELECT o.id, o.name, o.status, o.version, o.failure_reason, o.failure_code, o.updated_at
                  FROM ${sql(ORDERS)} o JOIN ${sql(PENDING)} p ON p.id = o.id
                  ON CONFLICT (id) DO UPDATE SET
                    name = EXCLUDED.name,
                    status = EXCLUDED.status,
                    version = EXCLUDED.version,
                    failure_reason = EXCLUDED.failure_reason,
+                   failure_code = EXCLUDED.failure_code,
                    updated_at = EXCLUDED.updated_at
                  WHERE ${sql(REBUILD)}.version < EXCLUDED.version`
       yield* sql`DROP TRIGGER IF EXISTS ${sql(RECORD)} ON ${sql(ORDERS)}`

@@ -101,8 +101,8 @@ describe("ConsistencyCheck", () => {
             orderId: "o-2",
             kind: "differs",
             storeVersion: 3,
-            store: { version: 3, status: "processed", name: "order o-2", failureReason: null },
-            readModel: { version: 3, status: "processing", name: "order o-2", failureReason: null }
+            store: { version: 3, status: "processed", name: "order o-2", failure: null },
+            readModel: { version: 3, status: "processing", name: "order o-2", failure: null }
           },
           "o-3": expect.objectContaining({
             kind: "differs",

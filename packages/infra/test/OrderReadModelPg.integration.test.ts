@@ -1,4 +1,5 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Order } from "@orders/domain/Order"
 import { OrderId } from "@orders/domain/Order"
@@ -24,6 +25,17 @@ orderReadModelContract(
     freshPgSchema().pipe(Effect.map((schema) => OrderReadModelPg.layer({ url: Redacted.make(schemaUrl(schema)) })))
   )
 )
+
+/** The orders table as migration 1 created it: restated, as the migration itself must never change. */
+const createTableOfMigrationOne = (sql: SqlClient.SqlClient) =>
+  sql`CREATE TABLE orders (
+    id text COLLATE "C" PRIMARY KEY,
+    name text NOT NULL,
+    status text NOT NULL CHECK (status IN ('new', 'processing', 'processed', 'failed')),
+    version integer NOT NULL CHECK (version >= 1),
+    failure_reason text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+  )`
 
 describe("OrderReadModelPg", () => {
   it.scopedLive("fails with ServiceUnavailable while the server is gone, and recovers", () =>
@@ -89,12 +101,15 @@ describe("OrderReadModelPg", () => {
         const sql = yield* sqlIn(schema)
         const history = sql<{ migration_id: number; name: string }>`
         SELECT migration_id, name FROM effect_sql_migrations ORDER BY migration_id`
-        expect(yield* history).toEqual([{ migration_id: 1, name: "create_orders" }])
+        expect(yield* history).toEqual([
+          { migration_id: 1, name: "create_orders" },
+          { migration_id: 2, name: "failure_code" }
+        ])
         const tables = yield* sql<{ table_name: string }>`
         SELECT table_name FROM information_schema.tables WHERE table_schema = ${schema} ORDER BY table_name`
         expect(tables.map((row) => row.table_name)).toEqual(["effect_sql_migrations", "orders"])
         yield* readModelAt({ url })
-        expect(yield* history).toHaveLength(1)
+        expect(yield* history).toHaveLength(2)
       }),
     { timeout: 30_000 }
   )
@@ -104,14 +119,7 @@ describe("OrderReadModelPg", () => {
       const schema = yield* freshPgSchema()
       const sql = yield* sqlIn(schema)
       // The table and history as the earlier hand-written migrator left them.
-      yield* sql`CREATE TABLE orders (
-        id text COLLATE "C" PRIMARY KEY,
-        name text NOT NULL,
-        status text NOT NULL CHECK (status IN ('new', 'processing', 'processed', 'failed')),
-        version integer NOT NULL CHECK (version >= 1),
-        failure_reason text,
-        updated_at timestamptz NOT NULL DEFAULT now()
-      )`
+      yield* createTableOfMigrationOne(sql)
       yield* sql`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)`
       yield* sql`INSERT INTO schema_migrations VALUES (1, now())`
       yield* sql`INSERT INTO orders (id, name, status, version) VALUES ('old', 'book', 'processing', 2)`
@@ -121,6 +129,35 @@ describe("OrderReadModelPg", () => {
         Option.some(Order.make({ id: OrderId.make("old"), name: "book", status: "processing", version: 2 }))
       )
     }), { timeout: 30_000 })
+
+  it.scoped(
+    "gives the failed orders stored before failure codes the code their events upcast to",
+    () =>
+      Effect.gen(function*() {
+        const schema = yield* freshPgSchema()
+        const sql = yield* sqlIn(schema)
+        // The table as migration 1 left it, with a failed order an earlier version wrote.
+        yield* createTableOfMigrationOne(sql)
+        yield* sql`INSERT INTO orders (id, name, status, version, failure_reason)
+                 VALUES ('before', 'book', 'failed', 3, 'card declined'), ('fine', 'pen', 'processed', 3, NULL)`
+
+        const readModel = yield* readModelAt({ url: Redacted.make(schemaUrl(schema)) })
+        const codes = yield* sql<{ id: string; failure_code: string | null }>`
+        SELECT id, failure_code FROM orders ORDER BY id`
+        expect(codes).toEqual([{ id: "before", failure_code: "unspecified" }, { id: "fine", failure_code: null }])
+        // A projector of the earlier version, still running during the upgrade, writes no code.
+        yield* sql`INSERT INTO orders (id, name, status, version, failure_reason)
+                 VALUES ('during', 'ink', 'failed', 3, 'out of stock')`
+        for (const [id, message] of [["before", "card declined"], ["during", "out of stock"]] as const) {
+          expect(Option.map(yield* readModel.get(OrderId.make(id)), (order) => order.failure)).toEqual(
+            Option.some({ code: "unspecified", message })
+          )
+        }
+        const fine = yield* readModel.get(OrderId.make("fine"))
+        expect(Option.isSome(fine) && fine.value.failure).toBeUndefined()
+      }),
+    { timeout: 30_000 }
+  )
 
   it.scoped(
     "sorts ids byte-wise, as the in-memory model does, whatever the database's collation",
@@ -148,7 +185,7 @@ describe("OrderReadModelPg", () => {
         name: `O'Brien's "book" \\ '); DROP TABLE orders; -- 📦 e\u0301`,
         status: "failed",
         version: 4,
-        failureReason: "$1 \\x00 ${schema} 🚫\ttab"
+        failure: { code: "odd", message: "$1 \\x00 ${schema} 🚫\ttab" }
       })
       yield* readModel.save(order)
       expect(yield* readModel.get(order.id)).toEqual(Option.some(order))
@@ -180,7 +217,7 @@ describe("OrderReadModelPg", () => {
               name: "book",
               status: "failed",
               version: 2,
-              failureReason: "a\u0000b"
+              failure: { code: "nul", message: "a\u0000b" }
             })
           )
         )

@@ -4,6 +4,7 @@
  */
 import { CommandHandler } from "@orders/domain/CommandHandler"
 import { EventBus } from "@orders/domain/EventBus"
+import type { FailureReason } from "@orders/domain/Order"
 import { CompleteProcessing, FailProcessing } from "@orders/domain/OrderCommand"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { requireMembership } from "@orders/infra/Health"
@@ -31,6 +32,9 @@ export const ProcessorConfig: Config.Config<ProcessorOptions> = Config.all({
 /** The processor's consumer group: namespaced, so that it cannot collide with another service's on a shared cluster. */
 export const ProcessorGroup = Config.string("PROCESSOR_GROUP").pipe(Config.withDefault("orders.processor"))
 
+/** The failure the mocked work records: its code says it was simulated, so that nobody takes it for a real one. */
+export const mockFailure: FailureReason = { code: "simulated_failure", message: "mock processing failed" }
+
 export const makeProcessor = (options: ProcessorOptions) =>
   Effect.gen(function*() {
     const commands = yield* CommandHandler
@@ -39,7 +43,7 @@ export const makeProcessor = (options: ProcessorOptions) =>
       const orderId = event.data.orderId
       yield* Effect.sleep(options.delay).pipe(Effect.withSpan("Processor.work"))
       const command = (yield* Random.next) < options.failureRate
-        ? FailProcessing.make({ orderId, reason: "mock processing failed" })
+        ? FailProcessing.make({ orderId, reason: mockFailure })
         : CompleteProcessing.make({ orderId })
       // The store is read at least up to the request (else StaleRead, and the request comes again): a refusal
       // then means that the request's outcome is already recorded.

@@ -41,7 +41,10 @@ describe("Processor", () => {
       const process = yield* makeProcessor({ delay: Duration.zero, failureRate: 1 })
       yield* process(yield* requested(orderId))
       const history = yield* historyOf(orderId)
-      expect(history[2]?.data).toMatchObject({ _tag: "OrderProcessingFailed", reason: "mock processing failed" })
+      expect(history[2]?.data).toMatchObject({
+        _tag: "OrderProcessingFailed",
+        reason: { code: "simulated_failure", message: "mock processing failed" }
+      })
     }).pipe(Effect.provide(Memory)))
 
   it.effect("does nothing more when a request is delivered again", () =>

@@ -6,7 +6,7 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { IdempotencyKeyReused, VersionMismatch } from "@orders/domain/CommandHandler"
-import { Order, OrderId, OrderName } from "@orders/domain/Order"
+import { FailureReason, Order, OrderId, OrderName } from "@orders/domain/Order"
 import {
   AppendOutcomeUnknown,
   ConcurrencyConflict,
@@ -213,6 +213,28 @@ export const ProcessHeaders = Schema.Struct({
   "idempotency-key": optional(IdempotencyKey)
 })
 
+/**
+ * An order as the API sends it: the domain's `Order`, plus `failureReason`
+ * for the clients written before failures had codes.
+ */
+export const OrderResponse = Schema.transform(
+  Schema.Struct({
+    ...Order.fields,
+    failure: Schema.optional(FailureReason).annotations({
+      description: "Why processing failed: `code` for programs, `message` for people. Present on failed orders only"
+    }),
+    failureReason: Schema.optional(Schema.String.annotations({ jsonSchema: { deprecated: true } })).annotations({
+      description: "Deprecated: `failure.message`, kept for earlier clients. Present on failed orders only"
+    })
+  }).annotations({ identifier: "Order", description: "An order: `version` is the version of its last event" }),
+  Order,
+  {
+    strict: true,
+    decode: ({ failureReason: _, ...order }) => order,
+    encode: (_, order) => ({ ...order, failureReason: order.failure?.message })
+  }
+).annotations({ description: "The order" })
+
 /** The ETag of an order (or of a command's result) is its version. */
 export const etag = (version: number) => `"${version}"`
 
@@ -250,7 +272,7 @@ export class OrdersGroup extends HttpApiGroup.make("orders")
     HttpApiEndpoint.post("create", "/")
       .setPayload(CreateOrderRequest)
       .setHeaders(CreateHeaders)
-      .addSuccess(Order, { status: 201 })
+      .addSuccess(OrderResponse, { status: 201 })
       .addError(Problems.RequestTimeout)
       .addError(Problems.OrderAlreadyExists)
       .addError(Problems.ConcurrencyConflict)
@@ -267,7 +289,7 @@ export class OrdersGroup extends HttpApiGroup.make("orders")
     HttpApiEndpoint.post("process", "/:id")
       .setPath(OrderPath)
       .setHeaders(ProcessHeaders)
-      .addSuccess(Order, { status: 202 })
+      .addSuccess(OrderResponse, { status: 202 })
       .addError(Problems.OrderNotFound)
       .addError(Problems.InvalidOrderTransition)
       .addError(Problems.ConcurrencyConflict)
@@ -285,14 +307,14 @@ export class OrdersGroup extends HttpApiGroup.make("orders")
   .add(
     HttpApiEndpoint.get("list", "/")
       .setUrlParams(ListOrdersParams)
-      .addSuccess(Schema.Array(Order))
+      .addSuccess(Schema.Array(OrderResponse))
       .annotate(OpenApi.Summary, "List orders, sorted by id (read model: eventually consistent)")
   )
   .add(
     HttpApiEndpoint.get("get", "/:id")
       .setPath(OrderPath)
       .setUrlParams(GetOrderParams)
-      .addSuccess(Order)
+      .addSuccess(OrderResponse)
       .addError(Problems.OrderNotFound)
       .addError(Problems.OrderVersionNotFound)
       .annotate(OpenApi.Summary, "Get an order (read model: eventually consistent; with `at`, from the event store)")
@@ -361,7 +383,7 @@ export class OrdersApi extends HttpApi.make("OrdersApi")
   .addError(Problems.InternalServerError)
   .addError(Problems.ServiceUnavailable)
   .annotate(OpenApi.Title, "Orders API")
-  .annotate(OpenApi.Version, "0.2.0")
+  .annotate(OpenApi.Version, "0.3.0")
   .annotate(
     OpenApi.Description,
     [

@@ -2,6 +2,7 @@ import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, layer } from "@effect/vitest"
 import { EventStore } from "@orders/domain/EventStore"
 import { OrderId } from "@orders/domain/Order"
+import { waitFor } from "@orders/domain/testing/fixtures"
 import { Chunk, Effect, FastCheck as fc, Stream } from "effect"
 import type { Document } from "../src/OrdersApi.js"
 import { OrdersApi } from "../src/OrdersApi.js"
@@ -470,3 +471,33 @@ layer(apiSystem(), { excludeTestServices: true })("Orders API", (it) => {
       }))
   })
 })
+
+layer(apiSystem({ PROCESSING_DELAY: "0 millis", PROCESSING_FAILURE_RATE: "1" }), { excludeTestServices: true })(
+  "Orders API, when processing fails",
+  (it) => {
+    it.effect("answers a failed order's failure, with its message as failureReason for earlier clients", () =>
+      Effect.gen(function*() {
+        yield* create({ id: "f-1", name: "doomed" })
+        yield* post("/f-1", "")
+        const failure = { code: "simulated_failure", message: "mock processing failed" }
+        const failed = {
+          id: "f-1",
+          name: "doomed",
+          status: "failed",
+          version: 3,
+          failure,
+          failureReason: failure.message
+        }
+        expect((yield* waitFor(get("/f-1"), (answer) => answer.body.version === 3)).body).toEqual(failed)
+        expect((yield* get("/f-1?at=3")).body).toEqual(failed)
+        expect((yield* get("/f-1/events?after=2")).body).toMatchObject([{
+          type: "OrderProcessingFailed",
+          data: { reason: failure }
+        }])
+        const client = yield* HttpApiClient.make(OrdersApi)
+        expect(yield* client.orders.get({ path: { id: OrderId.make("f-1") }, urlParams: {} })).toMatchObject({
+          failure
+        })
+      }))
+  }
+)

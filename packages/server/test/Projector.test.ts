@@ -53,13 +53,19 @@ describe("Projector", () => {
       expect(yield* rowOf(orderId)).toBeUndefined()
     }).pipe(Effect.provide(Memory)))
 
-  it.effect("keeps the failure reason of a failed order", () =>
+  it.effect("keeps the failure of a failed order, its code and its message", () =>
     Effect.gen(function*() {
       const orderId = OrderId.make("r-3")
       const [created, requested] = lifecycle(orderId, 2)
       const apply = yield* makeProjection
       for (const event of [created!, requested!]) yield* apply(event)
-      yield* apply(envelope(3, OrderProcessingFailed.make({ orderId, reason: "declined" })))
-      expect(yield* rowOf(orderId)).toMatchObject({ status: "failed", failureReason: "declined", version: 3 })
+      yield* apply(
+        envelope(3, OrderProcessingFailed.make({ orderId, reason: { code: "payment_declined", message: "declined" } }))
+      )
+      expect(yield* rowOf(orderId)).toMatchObject({
+        status: "failed",
+        failure: { code: "payment_declined", message: "declined" },
+        version: 3
+      })
     }).pipe(Effect.provide(Memory)))
 })

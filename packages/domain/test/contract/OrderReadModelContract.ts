@@ -23,7 +23,7 @@ export const orderReadModelContract = <E>(name: string, readModelLayer: Layer.La
           name: "pen",
           status: "failed",
           version: 3,
-          failureReason: "out of ink"
+          failure: { code: "out_of_ink", message: "out of ink" }
         })
         yield* readModel.save(created)
         yield* readModel.save(failed)

@@ -30,7 +30,10 @@ const lives: ReadonlyArray<(orderId: OrderId) => ReadonlyArray<OrderEvent>> = [
   (orderId) => [
     OrderEvents.OrderCreated.make({ orderId, name: `order ${orderId}` }),
     OrderEvents.OrderProcessingRequested.make({ orderId }),
-    OrderEvents.OrderProcessingFailed.make({ orderId, reason: "mock processing failed" })
+    OrderEvents.OrderProcessingFailed.make({
+      orderId,
+      reason: { code: "simulated_failure", message: "mock processing failed" }
+    })
   ]
 ]
 

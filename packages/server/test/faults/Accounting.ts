@@ -21,6 +21,7 @@ export interface ReadModelRow {
   readonly status: string
   readonly version: number
   readonly failure_reason: string | null
+  readonly failure_code: string | null
 }
 
 export interface Stores {
@@ -46,7 +47,7 @@ export const readStores = (database: string, schema: string) =>
     for (const event of events) streams.set(event.streamId, [...(streams.get(event.streamId) ?? []), event])
     for (const stream of streams.values()) stream.sort((a, b) => a.version - b.version)
     const rows = yield* withPostgres((client) =>
-      client.query<ReadModelRow>(`SELECT id, name, status, version, failure_reason FROM ${schema}.orders`)
+      client.query<ReadModelRow>(`SELECT id, name, status, version, failure_reason, failure_code FROM ${schema}.orders`)
     )
     return {
       streams,
@@ -100,7 +101,8 @@ const readModelDifferences = (stores: Stores) => {
       behind.push(`${id}: the store is at version ${expected.version}, the read model at ${row?.version ?? "none"}`)
     } else if (
       row.version !== expected.version || row.status !== expected.status || row.name !== expected.name ||
-      (row.failure_reason ?? undefined) !== expected.failureReason
+      (row.failure_reason ?? undefined) !== expected.failure?.message ||
+      (row.failure_code ?? undefined) !== expected.failure?.code
     ) {
       wrong.push(`${id}: read model ${JSON.stringify(row)} is not the fold ${JSON.stringify(expected)}`)
     }

@@ -81,13 +81,22 @@ export interface components {
          * @description Trimmed, then 1-200 characters, with no control characters (U+0000-U+001F, U+007F-U+009F) nor unpaired surrogates
          */
         OrderName: string;
-        /** Order */
+        /**
+         * Order
+         * @description An order: `version` is the version of its last event
+         */
         Order: {
             id: components["schemas"]["OrderId"];
             name: components["schemas"]["OrderName"];
             /** @enum {string} */
             status: "new" | "processing" | "processed" | "failed";
             version: components["schemas"]["StreamVersion"];
+            /** @description Why processing failed: `code` for programs, `message` for people. Present on failed orders only */
+            failure?: components["schemas"]["FailureReason"];
+            /**
+             * @deprecated
+             * @description Deprecated: `failure.message`, kept for earlier clients. Present on failed orders only
+             */
             failureReason?: string;
         };
         /**
@@ -100,6 +109,20 @@ export interface components {
          * @description a number greater than or equal to 1
          */
         StreamVersion: number;
+        /**
+         * FailureReason
+         * @description Why processing failed
+         */
+        FailureReason: {
+            code: components["schemas"]["FailureCode"];
+            /** @description What went wrong, for people */
+            message: string;
+        };
+        /**
+         * FailureCode
+         * @description What kind of failure, for programs (snake_case, e.g. payment_declined; unspecified when not recorded)
+         */
+        FailureCode: string;
         /**
          * BadRequest
          * @description The request is invalid: `issues` names each invalid field (path, query, header or body)
@@ -415,7 +438,7 @@ export interface components {
         /** OrderProcessingFailed */
         OrderProcessingFailed: {
             orderId: components["schemas"]["OrderId"];
-            reason: string;
+            reason: components["schemas"]["FailureReason"];
             /** @enum {string} */
             _tag: "OrderProcessingFailed";
         };
@@ -522,7 +545,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Order */
+            /** @description The order */
             201: {
                 headers: {
                     /** @description The order's path */
@@ -641,7 +664,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Order */
+            /** @description The order */
             200: {
                 headers: {
                     /** @description The order's version, quoted: send it back in If-Match */
@@ -724,7 +747,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Order */
+            /** @description The order */
             202: {
                 headers: {
                     /** @description The order's version, quoted: send it back in If-Match */
