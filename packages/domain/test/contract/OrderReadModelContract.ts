@@ -45,6 +45,22 @@ export const orderReadModelContract = <E>(name: string, readModelLayer: Layer.La
         expect(yield* readModel.get(id)).toEqual(Option.some(processed))
       }))
 
+    it.effect("ends at each order's newest version, however concurrent saves of its versions interleave", () =>
+      Effect.gen(function*() {
+        const readModel = yield* OrderReadModel
+        const ids = [uniqueOrderId(), uniqueOrderId(), uniqueOrderId()]
+        const versions = [3, 1, 5, 2, 4]
+        const saves = ids.flatMap((id) =>
+          versions.map((version) => Order.make({ id, name: `v${version}`, status: "processing", version }))
+        )
+        yield* Effect.forEach(saves, readModel.save, { concurrency: "unbounded", discard: true })
+        for (const id of ids) {
+          expect(yield* readModel.get(id)).toEqual(
+            Option.some(Order.make({ id, name: "v5", status: "processing", version: 5 }))
+          )
+        }
+      }))
+
     it.effect("lists orders sorted by id, a page at a time", () =>
       Effect.gen(function*() {
         const readModel = yield* OrderReadModel
