@@ -60,6 +60,7 @@ import {
 } from "effect"
 import { connectWithRetry } from "./Startup.js"
 import type { StartupError } from "./Startup.js"
+import { annotateSpan } from "./Telemetry.js"
 
 /**
  * Round robin over the members SUBSCRIBED to each topic. The client's own
@@ -387,7 +388,7 @@ const publisher = (settings: Settings, send: Send) =>
 
     return Effect.fn("EventBusKafka.publish", { kind: "producer" })(
       function*(events: ReadonlyArray<OrderEventEnvelope>) {
-        yield* Effect.annotateCurrentSpan({ topic: settings.topic, count: events.length })
+        yield* annotateSpan({ topic: settings.topic, count: events.length })
         if (events.length === 0) return
         const written = yield* Deferred.make<void, ServiceUnavailable>()
         const publishing = yield* currentTraceHeaders
@@ -776,13 +777,13 @@ export const make = (options: EventBusKafkaOptions): Effect.Effect<EventBusShape
       }
 
     const subscribe = Effect.fn("EventBusKafka.subscribe")(function*<R>(group: string, handler: EventHandler<R>) {
-      yield* Effect.annotateCurrentSpan({ group, topic })
+      yield* annotateSpan({ group, topic })
       return yield* consume(settings, topic, group, handleEvent(group, handler))
     })
 
     const subscribeDeadLetters = Effect.fn("EventBusKafka.subscribeDeadLetters")(
       function*<R>(group: string, handler: (letter: DeadLetter) => Effect.Effect<void, unknown, R>) {
-        yield* Effect.annotateCurrentSpan({ group, topic: deadLetterTopic })
+        yield* annotateSpan({ group, topic: deadLetterTopic })
         return yield* consume(settings, deadLetterTopic, group, handleDeadLetter(group, handler))
       }
     )

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { TraceContextPropagation } from "@orders/domain/EventBus"
-import { ConfigProvider, Effect, HashMap, Logger, Metric, MetricBoundaries } from "effect"
-import { prometheusText, traceExportConfig, tracing, withTraceIds } from "../src/Telemetry.js"
+import { ConfigProvider, Effect, Exit, HashMap, Logger, Metric, MetricBoundaries } from "effect"
+import { annotateSpan, prometheusText, traceExportConfig, tracing, withTraceIds } from "../src/Telemetry.js"
 import { otlpReceiver } from "./support/otlpReceiver.js"
 
 const exportWith = (variables: Record<string, string>) =>
@@ -90,6 +90,14 @@ describe("Telemetry", () => {
         ["orders-test", "parent"]
       ])
     }).pipe(Effect.scoped))
+
+  it.effect("annotates the current span, and does nothing (not even fail) outside one", () =>
+    Effect.gen(function*() {
+      const span = yield* Effect.makeSpan("annotated")
+      yield* annotateSpan({ "http.route": "/:id", count: 2 }).pipe(Effect.withParentSpan(span))
+      expect(Object.fromEntries(span.attributes)).toEqual({ "http.route": "/:id", count: 2 })
+      expect(yield* Effect.exit(annotateSpan({ ignored: true }))).toEqual(Exit.void)
+    }))
 
   it.effect("renders Effect's metrics in the Prometheus text format", () =>
     Effect.gen(function*() {
