@@ -21,7 +21,9 @@ import {
 import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CommandHandler } from "@orders/domain/CommandHandler"
+import { ServiceUnavailable } from "@orders/domain/OrderError"
 import { isOpsRequest, withOpsEndpoints } from "@orders/infra/OpsEndpoints"
+import { annotateSpan } from "@orders/infra/Telemetry"
 import {
   Cause,
   Clock,
@@ -35,6 +37,7 @@ import {
   Option,
   Schema
 } from "effect"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import { createServer } from "node:http"
 import { gzipSync } from "node:zlib"
 import { ApiAccess, wwwAuthenticate } from "./Auth.js"
@@ -195,7 +198,7 @@ const measure = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
     const route = routeLabel(request)
     const labels = [MetricLabel.make("method", request.method), MetricLabel.make("route", route)]
     return Effect.flatMap(Clock.currentTimeNanos, (start) =>
-      Effect.annotateCurrentSpan("http.route", route).pipe(
+      annotateSpan({ "http.route": route }).pipe(
         Effect.zipRight(app),
         Effect.onExit((exit) =>
           Effect.flatMap(Clock.currentTimeNanos, (end) => {
@@ -257,11 +260,34 @@ export const HttpAppLive = serve.pipe(
   Layer.provide(HttpRouter.setRouterConfig({ maxParamLength: 16 * 1024 }))
 )
 
+/** What a request gets while the server listens but has no handler yet, or no more. */
+const notServing = JSON.stringify(
+  Schema.encodeSync(Problems.ServiceUnavailable)(
+    new ServiceUnavailable({ service: "orders", message: "the server is starting or stopping; retry" })
+  )
+)
+
+/**
+ * `NodeHttpServer` listens before the app's handler is attached (and detaches
+ * it before it closes): a request that came in between would find no
+ * listener and never be answered (seen in fault scenario 8, a restarted
+ * server under load). Such a request gets a 503 with `Retry-After` instead.
+ */
+export const createGuardedServer = () => {
+  const server = createServer()
+  server.on("request", (_request: IncomingMessage, response: ServerResponse) => {
+    if (server.listenerCount("request") > 1) return
+    response.writeHead(503, { "content-type": ProblemContentType, "retry-after": "1", connection: "close" })
+    response.end(notServing)
+  })
+  return server
+}
+
 const NodeServerLive = Layer.unwrapEffect(Effect.gen(function*() {
   const port = yield* Config.port("PORT").pipe(Config.withDefault(8080))
   // Loopback unless told otherwise: a service on every interface is a decision, not a default.
   const host = yield* Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
-  return NodeHttpServer.layer(createServer, { port, host })
+  return NodeHttpServer.layer(createGuardedServer, { port, host })
 }))
 
 /** Listens on `HOST`:`PORT` (default 127.0.0.1:8080; `HOST=0.0.0.0` for every interface). */
