@@ -205,9 +205,10 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
       fresh: boolean
     ) =>
       Effect.gen(function*() {
-        const history = yield* (fresh ? store.read : store.readKnown)(command.orderId).pipe(
-          Effect.withSpan("CommandHandler.load", { attributes: { fresh } })
-        )
+        const history = yield* (fresh ? store.read(command.orderId) : store.readKnown(command.orderId, seenVersion))
+          .pipe(
+            Effect.withSpan("CommandHandler.load", { attributes: { fresh } })
+          )
         const version = history.length
         if (version < seenVersion) {
           return yield* new StaleRead({ streamId: command.orderId, version: seenVersion, found: version })

@@ -14,13 +14,19 @@ export interface EventStoreShape {
   /** The stream's events in version order; empty when the stream does not exist. */
   readonly read: (streamId: OrderId) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
   /**
-   * The stream as far as this process knows it without asking the server: a
-   * prefix of what `read` returns, possibly short of the latest events (empty
-   * for a stream it never saw). Never wrong about the events it returns, so a
+   * The stream as far as this process knows it, asking the server only for
+   * the events it lacks up to version `through` (default 0: not at all): a
+   * prefix of what `read` returns, holding at least the events up to
+   * `through` that exist, possibly short of the latest ones (empty for a
+   * stream it never saw). Never wrong about the events it returns, so a
    * decision made on it is safe to append: a stale prefix meets a
-   * `ConcurrencyConflict`. Keeps reads off the command path.
+   * `ConcurrencyConflict`. Keeps reads off the command path, and a consumer
+   * that knows which version it was delivered from looking for more.
    */
-  readonly readKnown: (streamId: OrderId) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
+  readonly readKnown: (
+    streamId: OrderId,
+    through?: number
+  ) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
   /**
    * Appends all of `events` or none, and keeps them in the outbox until they
    * are marked published. Fails with `ConcurrencyConflict` unless the stream

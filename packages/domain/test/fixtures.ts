@@ -84,7 +84,7 @@ export const racingCommandHandler = CommandHandler.Default.pipe(
       Effect.map(EventStore.makeMemory(), (store) => ({
         ...store,
         read: (streamId) => Effect.zipLeft(store.read(streamId), Effect.yieldNow()),
-        readKnown: (streamId) => Effect.zipLeft(store.readKnown(streamId), Effect.yieldNow())
+        readKnown: (streamId, through) => Effect.zipLeft(store.readKnown(streamId, through), Effect.yieldNow())
       }))
     ),
     EventBus.layerMemory

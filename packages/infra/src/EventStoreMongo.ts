@@ -522,13 +522,16 @@ export const make = (options: MongoOptions) =>
       return events
     })
 
-    const readKnown = (streamId: OrderId) =>
-      Effect.sync(() => {
+    const readKnown = (streamId: OrderId, through = 0) =>
+      Effect.gen(function*() {
         const events: Array<OrderEventEnvelope> = []
-        let commit = known.get(commitId(streamId, 0))
-        while (commit !== undefined) {
+        let commit: KnownCommit | null | undefined = known.get(commitId(streamId, 0))
+        if (commit === undefined && through > 0) commit = yield* commitAt(streamId, 0)
+        while (commit !== undefined && commit !== null) {
           events.push(...commit.events)
-          commit = known.get(commitId(streamId, commit.version))
+          const next = commitId(streamId, commit.version)
+          // Past `through`, the server is not asked: looking for an end that may not be there is a scan on FerretDB.
+          commit = known.get(next) ?? (commit.version < through ? yield* commitAt(streamId, commit.version) : undefined)
         }
         return events
       })

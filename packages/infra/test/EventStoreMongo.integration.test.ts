@@ -197,6 +197,26 @@ describe("EventStoreMongo", () => {
       expect(yield* store.unpublished(10)).toEqual([created])
     }))
 
+  it.scoped("asks the server for another process's events only as far as the version a consumer was delivered", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const api = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const [created, requested, processed] = lifecycle(uniqueOrderId())
+      const orderId = created!.streamId
+      yield* api.append(orderId, 0, [created!])
+      yield* api.append(orderId, 1, [requested!])
+      yield* api.append(orderId, 2, [processed!])
+      const versionsKnownThrough = (through: number) =>
+        Effect.flatMap(
+          EventStoreMongo.make({ uri: mongoUri, database }),
+          (consumer) =>
+            Effect.map(consumer.readKnown(orderId, through), (events) => events.map((event) => event.version))
+        )
+      expect(yield* versionsKnownThrough(0)).toEqual([])
+      expect(yield* versionsKnownThrough(2)).toEqual([1, 2])
+      expect(yield* versionsKnownThrough(5)).toEqual([1, 2, 3])
+    }))
+
   it.scoped("sees what another process appended, whatever this one remembers", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
