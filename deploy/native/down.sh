@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the native dev stack started by up.sh (FerretDB, Kafka, PostgreSQL).
+# Stop the native dev stack started by up.sh (FerretDB, Kafka, both PostgreSQL clusters).
 #   down.sh          stop the services, keep their data
 #   down.sh --purge  stop them and delete the state dir (data, logs, pid files)
 # Idempotent: never fails when nothing is running. Stops the stack of $ORDERS_NATIVE_STATE
@@ -46,37 +46,41 @@ stop_pid() {
   log "$name: stopped"
 }
 
-stop_postgres() {
-  local data pid owner
+# stop_cluster NAME: the PostgreSQL cluster of $STATE/NAME.
+stop_cluster() {
+  local name=$1 data pid owner
   # resolve a symlinked cluster dir (up.sh may keep it in /var/tmp): the postgres
   # OS user may be unable to traverse $STATE itself
-  data="$(readlink -f "$STATE/postgres" 2>/dev/null || echo "$STATE/postgres")/data"
-  if [[ ! -s $data/postmaster.pid ]]; then log "postgres: not running"; return 0; fi
+  data="$(readlink -f "$STATE/$name" 2>/dev/null || echo "$STATE/$name")/data"
+  if [[ ! -s $data/postmaster.pid ]]; then log "$name: not running"; return 0; fi
   pid=$(head -n1 "$data/postmaster.pid")
-  if ! kill -0 "$pid" 2>/dev/null; then log "postgres: not running (stale postmaster.pid)"; return 0; fi
-  log "postgres: stopping pid $pid"
+  if ! kill -0 "$pid" 2>/dev/null; then log "$name: not running (stale postmaster.pid)"; return 0; fi
+  log "$name: stopping pid $pid"
   owner=$(stat -c %U "$data")
   local ctl=("$PG_BIN/pg_ctl" -D "$data" -m fast -w -t "$STOP_WAIT" stop)
   if [[ $(id -u) -eq 0 && $owner != root ]]; then ctl=(runuser -u "$owner" -- "${ctl[@]}"); fi
   if ! "${ctl[@]}" >/dev/null 2>&1; then
-    log "postgres: pg_ctl stop failed or timed out, sending SIGQUIT then SIGKILL"
+    log "$name: pg_ctl stop failed or timed out, sending SIGQUIT then SIGKILL"
     kill -QUIT "$pid" 2>/dev/null || true; sleep 2
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  log "postgres: stopped"
+  log "$name: stopped"
 }
 
 if [[ -d $STATE ]]; then
   stop_pid ferretdb "$STATE/run/ferretdb.pid" ferretdb
   stop_pid kafka "$STATE/run/kafka.pid" kafka.Kafka
-  stop_postgres
+  stop_cluster postgres
+  stop_cluster ferretdb-pg
 else
   log "nothing to stop (no state dir $STATE)"
 fi
 
 if ((PURGE)); then
-  # the PostgreSQL cluster may live outside the state dir (see up.sh) behind a symlink
-  if [[ -L $STATE/postgres ]]; then rm -rf "$(readlink -f "$STATE/postgres")"; fi
+  # the PostgreSQL clusters may live outside the state dir (see up.sh) behind a symlink
+  for cluster in postgres ferretdb-pg; do
+    if [[ -L $STATE/$cluster ]]; then rm -rf "$(readlink -f "$STATE/$cluster")"; fi
+  done
   rm -rf "$STATE"
   log "purged $STATE"
 fi

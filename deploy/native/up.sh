@@ -2,7 +2,10 @@
 # Start the orders-service dependencies natively on loopback, without Docker:
 #   PostgreSQL 15 (private cluster)  127.0.0.1:5432   ($ORDERS_PG_PORT)
 #   Apache Kafka 4.x (KRaft, 1 node)  127.0.0.1:9092   ($ORDERS_KAFKA_PORT, controller 9093: $ORDERS_KAFKA_CONTROLLER_PORT)
-#   FerretDB v1 (SQLite backend)      127.0.0.1:27017  ($ORDERS_MONGO_PORT; MongoDB wire protocol)
+#   FerretDB v1 (MongoDB wire protocol) 127.0.0.1:27017 ($ORDERS_MONGO_PORT), on its own
+#     PostgreSQL 15 cluster             127.0.0.1:5433   ($ORDERS_FERRETDB_PG_PORT): the read model's
+#     cluster and the event store's stop independently. Its PostgreSQL backend, not SQLite:
+#     at 100,000 commits a lookup of a recent _id took 45 ms there against 800 ms on SQLite.
 # Idempotent: a service already up and answering is left alone.
 # Downloads/builds are cached in $ORDERS_NATIVE_CACHE (default ~/.cache/orders-native),
 # data, pid files and logs live in $ORDERS_NATIVE_STATE (default deploy/native/.state).
@@ -23,6 +26,7 @@ PG_PORT=${ORDERS_PG_PORT:-5432}
 KAFKA_PORT=${ORDERS_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${ORDERS_KAFKA_CONTROLLER_PORT:-9093}
 MONGO_PORT=${ORDERS_MONGO_PORT:-27017}
+FERRETDB_PG_PORT=${ORDERS_FERRETDB_PG_PORT:-5433}
 
 log() { printf '[up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[up] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -57,61 +61,78 @@ else
 fi
 
 # ---------------------------------------------------------------- PostgreSQL
-start_postgres() {
-  local t=$SECONDS
+# start_cluster NAME PORT: a private PostgreSQL cluster in $STATE/NAME on 127.0.0.1:PORT
+# (trust auth, superuser postgres); sets CLUSTER_LOG.
+start_cluster() {
+  local name=$1 port=$2
   [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 not found in $PG_BIN: apt-get install postgresql-15 (or set ORDERS_PG_BIN)"
   need psql "apt-get install postgresql-client-15"
-  local base="$STATE/postgres"
+  local base="$STATE/$name"
   # The postgres OS user must be able to reach the state dir; if it cannot
   # (e.g. a clone under /root), keep the cluster in /var/tmp and link it.
   if [[ ! -e $base ]] && ! as_pg test -x "$STATE"; then
-    local alt="/var/tmp/orders-native-pg-$(printf %s "$STATE" | cksum | cut -d' ' -f1)"
-    log "postgres: $PG_USER cannot traverse $STATE, keeping the cluster in $alt"
+    local alt="/var/tmp/orders-native-$name-$(printf %s "$STATE" | cksum | cut -d' ' -f1)"
+    log "$name: $PG_USER cannot traverse $STATE, keeping the cluster in $alt"
     mkdir -p "$alt"; ln -sfn "$alt" "$base"
   fi
   mkdir -p "$base"; chown "$PG_USER" "$base"; chmod 700 "$base"
   base=$(cd "$base" && pwd -P)
-  PGDATA="$base/data" PG_LOG="$base/postgres.log"
-  ln -sfn "$PG_LOG" "$STATE/logs/postgres.log"
+  PGDATA="$base/data" CLUSTER_LOG="$base/postgres.log"
+  ln -sfn "$CLUSTER_LOG" "$STATE/logs/$name.log"
 
   local pid=""
   [[ -s $PGDATA/postmaster.pid ]] && pid=$(head -n1 "$PGDATA/postmaster.pid") && kill -0 "$pid" 2>/dev/null || pid=""
-  if [[ -n $pid ]] && "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p $PG_PORT; then
-    log "postgres: already running (pid $pid)"
+  if [[ -n $pid ]] && "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p $port; then
+    log "$name: already running (pid $pid)"
   else
-    if port_open $PG_PORT; then
-      die "port 127.0.0.1:$PG_PORT is already in use by another process (not the cluster in $PGDATA). Stop it (e.g. 'pg_ctlcluster 15 main stop' or 'ss -ltnp sport = :$PG_PORT')."
+    if port_open $port; then
+      die "port 127.0.0.1:$port is already in use by another process (not the cluster in $PGDATA). Stop it (e.g. 'pg_ctlcluster 15 main stop' or 'ss -ltnp sport = :$port')."
     fi
     if [[ ! -s $PGDATA/PG_VERSION ]]; then
-      log "postgres: initdb $PGDATA"
+      log "$name: initdb $PGDATA"
       as_pg "$PG_BIN/initdb" -D "$PGDATA" --auth=trust -U postgres -E UTF8 --locale=C >"$base/initdb.log" 2>&1 \
         || { tail_log "$base/initdb.log"; die "initdb failed, see $base/initdb.log"; }
       cat >>"$PGDATA/postgresql.conf" <<EOF
 
 # --- orders native dev stack ---
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
+port = $port
 unix_socket_directories = ''
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
     fi
-    log "postgres: starting"
-    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t "$WAIT_SECS" start >/dev/null \
-      || { tail_log "$PG_LOG"; die "postgres did not start within ${WAIT_SECS}s, see $PG_LOG"; }
-    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p $PG_PORT || { tail_log "$PG_LOG"; die "postgres not answering on 127.0.0.1:$PG_PORT, see $PG_LOG"; }
+    log "$name: starting"
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$CLUSTER_LOG" -w -t "$WAIT_SECS" start >/dev/null \
+      || { tail_log "$CLUSTER_LOG"; die "$name did not start within ${WAIT_SECS}s, see $CLUSTER_LOG"; }
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p $port || { tail_log "$CLUSTER_LOG"; die "$name not answering on 127.0.0.1:$port, see $CLUSTER_LOG"; }
   fi
+}
+
+start_postgres() {
+  local t=$SECONDS
+  start_cluster postgres $PG_PORT
   # role + database (idempotent)
   local psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres)
   "${psql[@]}" -c "DO \$\$ BEGIN
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'orders') THEN
         CREATE ROLE orders LOGIN PASSWORD 'orders';
-      END IF; END \$\$;" || die "could not create role orders (see $PG_LOG)"
+      END IF; END \$\$;" || die "could not create role orders (see $CLUSTER_LOG)"
   if [[ -z $("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname='orders'") ]]; then
-    "${psql[@]}" -c "CREATE DATABASE orders OWNER orders" || die "could not create database orders (see $PG_LOG)"
+    "${psql[@]}" -c "CREATE DATABASE orders OWNER orders" || die "could not create database orders (see $CLUSTER_LOG)"
   fi
-  log "postgres: ready on 127.0.0.1:$PG_PORT ($((SECONDS - t))s, log $PG_LOG)"
+  log "postgres: ready on 127.0.0.1:$PG_PORT ($((SECONDS - t))s, log $CLUSTER_LOG)"
+}
+
+start_ferretdb_pg() {
+  local t=$SECONDS
+  start_cluster ferretdb-pg $FERRETDB_PG_PORT
+  local psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $FERRETDB_PG_PORT -U postgres -d postgres)
+  if [[ -z $("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname='ferretdb'") ]]; then
+    "${psql[@]}" -c "CREATE DATABASE ferretdb" || die "could not create database ferretdb (see $CLUSTER_LOG)"
+  fi
+  log "ferretdb-pg: ready on 127.0.0.1:$FERRETDB_PG_PORT ($((SECONDS - t))s, log $CLUSTER_LOG)"
 }
 
 # --------------------------------------------------------------------- Kafka
@@ -287,10 +308,10 @@ start_ferretdb() {
     wait "$FERRETDB_BUILD_PID" || die "ferretdb build failed (see above)"
   fi
   build_ferretdb
-  mkdir -p "$STATE/ferretdb/data" "$STATE/ferretdb/state"
+  mkdir -p "$STATE/ferretdb/state"
   log "ferretdb: starting"
-  (exec setsid nohup "$bin" --listen-addr=127.0.0.1:$MONGO_PORT --handler=sqlite \
-      --sqlite-url="file:$STATE/ferretdb/data/" --state-dir="$STATE/ferretdb/state" \
+  (exec setsid nohup "$bin" --listen-addr=127.0.0.1:$MONGO_PORT --handler=postgresql \
+      --postgresql-url="postgres://postgres@127.0.0.1:$FERRETDB_PG_PORT/ferretdb" --state-dir="$STATE/ferretdb/state" \
       --telemetry=disable --debug-addr=- --log-level=info \
       >"$flog" 2>&1 </dev/null) &
   echo $! >"$pidf"
@@ -311,6 +332,7 @@ if [[ ! -x $CACHE/ferretdb-$FERRETDB_VERSION/bin/ferretdb ]] && ! { [[ -s $STATE
   build_ferretdb & FERRETDB_BUILD_PID=$!
 fi
 start_postgres
+start_ferretdb_pg
 start_kafka
 start_ferretdb
 log "all services up in $((SECONDS - T0))s (state $STATE, cache $CACHE)"

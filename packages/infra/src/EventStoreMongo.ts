@@ -36,9 +36,9 @@
  * 20 races had several winners); inserts against a unique key are the one
  * conditional write both servers make atomic (the outbox's updates only move
  * `due`, where a lost update costs a delay, not an event). And FerretDB 1.x
- * uses no index to answer a query: a filter on `_id` becomes an SQLite scan,
- * any other filter a scan in FerretDB itself, ten times slower (0.2 ms a
- * document here). So the hot path asks only for `_id`s, and the relay polls
+ * uses no index to answer a query: a filter on `_id` becomes a scan in its
+ * backend (SQLite or PostgreSQL), any other filter a scan in FerretDB itself,
+ * ten times slower (0.2 ms a document here). So the hot path asks only for `_id`s, and the relay polls
  * the small collection with sorted, limited queries (indexed on a real MongoDB).
  */
 import type { EventStoreShape } from "@orders/domain/EventStore"
@@ -157,7 +157,18 @@ const TRANSIENT_CODES: ReadonlySet<number> = new Set([
   13436 // NotPrimaryOrSecondary
 ])
 
-const isUnavailable = (error: unknown): error is MongoError =>
+/**
+ * Node's own socket errors, which the driver lets through unwrapped in one
+ * case at least: a command written after the server closed the connection
+ * ("This socket has been ended by the other party", EPIPE; seen when FerretDB
+ * stopped in fault scenario 6).
+ */
+const SOCKET_ERRORS: ReadonlySet<string> = new Set(["EPIPE", "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT"])
+
+/** True for a failure that means "not now": the server is unreachable, busy, or between primaries. */
+export const isUnavailable = (error: unknown): error is Error =>
+  (error instanceof Error && !(error instanceof MongoError) &&
+    SOCKET_ERRORS.has((error as NodeJS.ErrnoException).code ?? "")) ||
   error instanceof MongoNetworkError ||
   error instanceof MongoServerSelectionError ||
   error instanceof MongoOperationTimeoutError ||

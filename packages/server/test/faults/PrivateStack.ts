@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url"
 export const root = fileURLToPath(new URL("../../../../", import.meta.url))
 export const stateDir = `${root}deploy/native/.state-faults`
 
-const ports = { postgres: 15432, kafka: 19092, kafkaController: 19093, mongo: 37017 } as const
+const ports = { postgres: 15432, ferretdbPostgres: 15433, kafka: 19092, kafkaController: 19093, mongo: 37017 } as const
 
 /** The addresses of this stack, as `@orders/infra/testing/stack` and the programs read them. */
 export const clientEnv = {
@@ -26,6 +26,7 @@ export const clientEnv = {
 const scriptEnv = {
   ORDERS_NATIVE_STATE: stateDir,
   ORDERS_PG_PORT: String(ports.postgres),
+  ORDERS_FERRETDB_PG_PORT: String(ports.ferretdbPostgres),
   ORDERS_KAFKA_PORT: String(ports.kafka),
   ORDERS_KAFKA_CONTROLLER_PORT: String(ports.kafkaController),
   ORDERS_MONGO_PORT: String(ports.mongo)
