@@ -163,6 +163,15 @@ const OrderFromRow = Schema.transform(
 )
 
 /**
+ * What an upsert takes from the newer row, every column but `id` and
+ * `updated_at`: one list for every upsert of an order row, so that a new
+ * column cannot be forgotten in one of them.
+ */
+export const takeNewerRow = (sql: SqlClient.SqlClient) =>
+  sql`name = EXCLUDED.name, status = EXCLUDED.status, version = EXCLUDED.version,
+      failure_reason = EXCLUDED.failure_reason, failure_code = EXCLUDED.failure_code`
+
+/**
  * Inserts the rows into `table`, or moves existing ones forward: a row already
  * at a later version stays as it is, and one at the same version too (so that
  * replays change nothing) unless `overwriteSameVersion` (for rows folded from
@@ -175,13 +184,7 @@ export const saveRows = (
   options: { readonly overwriteSameVersion?: boolean } = {}
 ) =>
   sql`INSERT INTO ${sql(table)} ${sql.insert(rows)}
-        ON CONFLICT (id) DO UPDATE SET
-          name = EXCLUDED.name,
-          status = EXCLUDED.status,
-          version = EXCLUDED.version,
-          failure_reason = EXCLUDED.failure_reason,
-          failure_code = EXCLUDED.failure_code,
-          updated_at = now()
+        ON CONFLICT (id) DO UPDATE SET ${takeNewerRow(sql)}, updated_at = now()
         WHERE ${sql(table)}.version ${sql.literal(options.overwriteSameVersion === true ? "<=" : "<")} EXCLUDED.version`
 
 const make = (queryTimeout: Duration.Duration) =>

@@ -29,7 +29,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { projectAll } from "@orders/domain/Projection"
 import { Array as Arr, Chunk, Clock, Data, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { EventStoreScan } from "./EventStoreScan.js"
-import { createMigratedOrdersTable, ORDERS, saveRows, toRow } from "./OrderReadModelPg.js"
+import { createMigratedOrdersTable, ORDERS, saveRows, takeNewerRow, toRow } from "./OrderReadModelPg.js"
 
 const REBUILD = "orders_rebuild"
 const PENDING = "orders_rebuild_pending"
@@ -178,13 +178,7 @@ const switchTables = (sql: SqlClient.SqlClient) =>
       yield* sql`INSERT INTO ${sql(REBUILD)} (id, name, status, version, failure_reason, failure_code, updated_at)
                  SELECT o.id, o.name, o.status, o.version, o.failure_reason, o.failure_code, o.updated_at
                  FROM ${sql(ORDERS)} o JOIN ${sql(PENDING)} p ON p.id = o.id
-                 ON CONFLICT (id) DO UPDATE SET
-                   name = EXCLUDED.name,
-                   status = EXCLUDED.status,
-                   version = EXCLUDED.version,
-                   failure_reason = EXCLUDED.failure_reason,
-                   failure_code = EXCLUDED.failure_code,
-                   updated_at = EXCLUDED.updated_at
+                 ON CONFLICT (id) DO UPDATE SET ${takeNewerRow(sql)}, updated_at = EXCLUDED.updated_at
                  WHERE ${sql(REBUILD)}.version < EXCLUDED.version`
       yield* sql`DROP TRIGGER IF EXISTS ${sql(RECORD)} ON ${sql(ORDERS)}`
       yield* sql`ALTER TABLE ${sql(ORDERS)} RENAME TO ${sql(PREVIOUS)}`
