@@ -119,7 +119,7 @@ export interface Report {
 }
 
 /** A row as stored, not decoded: a row the domain would refuse is a difference like any other. */
-interface Row {
+export interface StoredRow {
   readonly id: string
   readonly name: string
   readonly status: string
@@ -152,7 +152,7 @@ const viewOfOrder = (order: Order): OrderView => ({
   failure: order.failure === undefined ? null : `${order.failure.code}: ${order.failure.message}`
 })
 
-const viewOfRow = (row: Row): OrderView => ({
+const viewOfRow = (row: StoredRow): OrderView => ({
   version: row.version,
   status: row.status,
   name: row.name,
@@ -166,7 +166,7 @@ const sameView = (a: OrderView, b: OrderView) =>
 export const compareOrder = (
   orderId: string,
   events: ReadonlyArray<OrderEventEnvelope>,
-  row: Row | undefined
+  row: StoredRow | undefined
 ): OrderDifference | undefined => {
   const latest = projectAll(undefined, events)
   const storeVersion = latest?.version ?? 0
@@ -196,9 +196,11 @@ const look = (options: Required<CheckOptions>, stuckAfter: number) =>
 
     const [table] = yield* sql<{ found: string | null }>`SELECT to_regclass(${ORDERS}) AS found`.pipe(Effect.orDie)
     const exists = table?.found != null
-    const rows = new Map<string, Row>()
+    const rows = new Map<string, StoredRow>()
     if (exists) {
-      const found = yield* sql<Row>`SELECT id, name, status, version, failure_reason, failure_code FROM ${sql(ORDERS)}`
+      const found = yield* sql<StoredRow>`SELECT id, name, status, version, failure_reason, failure_code FROM ${
+        sql(ORDERS)
+      }`
         .pipe(
           Effect.orDie
         )

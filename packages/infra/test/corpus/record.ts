@@ -21,8 +21,10 @@
  */
 import { CommandHandler } from "@orders/domain/CommandHandler"
 import * as EventBus from "@orders/domain/EventBus"
+import type { FailureReason } from "@orders/domain/Order"
 import { OrderId } from "@orders/domain/Order"
 import { CompleteProcessing, CreateOrder, FailProcessing, RequestProcessing } from "@orders/domain/OrderCommand"
+import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { EventMetadata } from "@orders/domain/OrderEvent"
 import { Effect, Layer } from "effect"
 import { BSON, MongoClient } from "mongodb"
@@ -58,6 +60,8 @@ const drive = Effect.gen(function*() {
     commands.handle(RequestProcessing.make({ orderId }), request(`process-${orderId}`)).pipe(
       Effect.map(({ events }) => events[0])
     )
+  const failProcessing = (orderId: OrderId, reason: FailureReason, cause: OrderEventEnvelope) =>
+    commands.handleCausedBy(FailProcessing.make({ orderId, reason }), cause)
 
   yield* create(corpusStreams.processed, "Corpus order: processed")
   const processing = yield* requestProcessing(corpusStreams.processed)
@@ -69,21 +73,17 @@ const drive = Effect.gen(function*() {
     EventMetadata.make({ ...request(`create-${corpusStreams.failed}`), idempotencyKey: "corpus-key-1" })
   ).pipe(Effect.withSpan("corpus"), Effect.provideService(EventBus.TraceContextPropagation, true))
   const failing = yield* requestProcessing(corpusStreams.failed)
-  yield* commands.handleCausedBy(
-    FailProcessing.make({
-      orderId: corpusStreams.failed,
-      reason: { code: "payment_declined", message: "payment declined by the card issuer" }
-    }),
+  yield* failProcessing(
+    corpusStreams.failed,
+    { code: "payment_declined", message: "payment declined by the card issuer" },
     failing
   )
 
   yield* create(corpusStreams.retried, "Corpus order: failed, then retried")
   const first = yield* requestProcessing(corpusStreams.retried)
-  yield* commands.handleCausedBy(
-    FailProcessing.make({
-      orderId: corpusStreams.retried,
-      reason: { code: "warehouse_unreachable", message: "warehouse unreachable" }
-    }),
+  yield* failProcessing(
+    corpusStreams.retried,
+    { code: "warehouse_unreachable", message: "warehouse unreachable" },
     first
   )
   const retry = yield* requestProcessing(corpusStreams.retried)

@@ -11,23 +11,15 @@ import { CompleteProcessing, CreateOrder, FailProcessing, RequestProcessing } fr
 import { decide } from "@orders/domain/OrderDecider"
 import type { OrderEvent, OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEvent } from "@orders/domain/OrderEvent"
+import type { StoredRow } from "@orders/infra/ConsistencyCheck"
 import { withMongo, withPostgres } from "@orders/infra/testing/stack"
 import { Effect, Either } from "effect"
 import type { CommandKind, Sent } from "./Load.js"
 
-export interface ReadModelRow {
-  readonly id: string
-  readonly name: string
-  readonly status: string
-  readonly version: number
-  readonly failure_reason: string | null
-  readonly failure_code: string | null
-}
-
 export interface Stores {
   /** Every stream of the event store, its events in version order. */
   readonly streams: ReadonlyMap<string, ReadonlyArray<OrderEventEnvelope>>
-  readonly rows: ReadonlyMap<string, ReadModelRow>
+  readonly rows: ReadonlyMap<string, StoredRow>
   /** Outbox markers whose commit exists: appended, not yet known to be published. */
   readonly unpublishedCommits: number
 }
@@ -47,7 +39,7 @@ export const readStores = (database: string, schema: string) =>
     for (const event of events) streams.set(event.streamId, [...(streams.get(event.streamId) ?? []), event])
     for (const stream of streams.values()) stream.sort((a, b) => a.version - b.version)
     const rows = yield* withPostgres((client) =>
-      client.query<ReadModelRow>(`SELECT id, name, status, version, failure_reason, failure_code FROM ${schema}.orders`)
+      client.query<StoredRow>(`SELECT id, name, status, version, failure_reason, failure_code FROM ${schema}.orders`)
     )
     return {
       streams,
