@@ -220,9 +220,11 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
         const occurredAt = yield* DateTime.now
         // The command's span: its consumers' work joins its trace.
         const traceparent = yield* currentTraceparent
-        const eventMetadata = traceparent === undefined
-          ? metadata
-          : EventMetadata.make({ ...metadata, traceparent }, trusted)
+        const eventMetadata = EventMetadata.make({
+          ...metadata,
+          ...(traceparent === undefined ? {} : { traceparent }),
+          append: { first: version + 1, last: version + decided.length }
+        }, trusted)
         const events = Array.map(decided, (data, i) =>
           OrderEventEnvelope.make({
             eventId: crypto.randomUUID(),

@@ -28,10 +28,18 @@ export interface EventStoreShape {
     through?: number
   ) => Effect.Effect<ReadonlyArray<OrderEventEnvelope>, ServiceUnavailable>
   /**
+   * Takes note of events this store committed, as a consumer was delivered
+   * them, so that `readKnown` and the next append on them need not ask the
+   * server. Only whole appends count: those all of whose events (by
+   * `metadata.append`) are among `events`; the rest is ignored.
+   */
+  readonly learn: (events: ReadonlyArray<OrderEventEnvelope>) => Effect.Effect<void>
+  /**
    * Appends all of `events` or none, and keeps them in the outbox until they
    * are marked published. Fails with `ConcurrencyConflict` unless the stream
    * is at `expectedVersion` (0: it does not exist yet). The events' versions
-   * must follow on from `expectedVersion` without gaps. Uninterruptible once
+   * must follow on from `expectedVersion` without gaps, and name this append
+   * as theirs when they carry `metadata.append`. Uninterruptible once
    * started. `AppendOutcomeUnknown` when the store did not say whether the
    * append was applied (a connection lost mid-write): if it was, its events
    * are in the outbox and reach the bus.
@@ -60,15 +68,26 @@ export interface EventStoreShape {
 
 export class EventStore extends Context.Tag("orders/EventStore")<EventStore, EventStoreShape>() {}
 
-/** Checks the invariant every adapter relies on: versions follow on from the expected one. */
+/**
+ * Checks the invariant every adapter relies on: versions follow on from the
+ * expected one, and an event that names its append names this one (`learn`
+ * trusts it).
+ */
 export const assertContiguous = (
   streamId: OrderId,
   expectedVersion: number,
   events: ReadonlyArray<OrderEventEnvelope>
-): Effect.Effect<void> =>
-  events.every((event, i) => event.streamId === streamId && event.version === expectedVersion + i + 1)
+): Effect.Effect<void> => {
+  const first = expectedVersion + 1
+  const last = expectedVersion + events.length
+  return events.every((event, i) =>
+      event.streamId === streamId && event.version === first + i &&
+      (event.metadata.append === undefined ||
+        (event.metadata.append.first === first && event.metadata.append.last === last))
+    )
     ? Effect.void
-    : Effect.dieMessage(`events appended to '${streamId}' must have versions ${expectedVersion + 1}..`)
+    : Effect.dieMessage(`events appended to '${streamId}' must have versions ${first}..${last}, and name that append`)
+}
 
 /** How long `unpublished` leaves a fresh append to the writer that is publishing it, unless a store is told otherwise. */
 export const defaultGrace: Duration.Duration = Duration.seconds(5)
@@ -105,6 +124,7 @@ export const makeMemory = (options: MemoryOptions = {}): Effect.Effect<EventStor
       read,
       // Everything is known in memory.
       readKnown: read,
+      learn: () => Effect.void,
       append: (streamId, expectedVersion, events) =>
         assertContiguous(streamId, expectedVersion, events).pipe(
           Effect.zipRight(Clock.currentTimeMillis),

@@ -40,6 +40,9 @@ export const OrderEventType = Schema.Literal(
 )
 export type OrderEventType = typeof OrderEventType.Type
 
+/** The versions an append wrote, first to last. */
+export const AppendRange = Schema.Struct({ first: StreamVersion, last: StreamVersion })
+
 /**
  * Correlation ties every event of one user request together; causation names
  * the message that caused this one. A request sent with an idempotency key
@@ -58,7 +61,13 @@ export class EventMetadata extends Schema.Class<EventMetadata>("EventMetadata")(
    * consumers' work joins that trace (absent when no traces were exported,
    * and on events stored before tracing existed).
    */
-  traceparent: Schema.optional(Schema.String)
+  traceparent: Schema.optional(Schema.String),
+  /**
+   * The first and last versions of the append that wrote the event, which its
+   * other events share: a consumer's store can tell from it which appends it
+   * was delivered whole (absent on events stored before it was recorded).
+   */
+  append: Schema.optional(AppendRange)
 }) {}
 
 /**

@@ -139,7 +139,11 @@ describe("CommandHandler", () => {
       yield* handler.handle(CreateOrder.make({ orderId, name: "book" }), metadata)
       const { events: [request] } = yield* handler.handle(RequestProcessing.make({ orderId }), metadata)
       const { events: [outcome] } = yield* handler.handleCausedBy(CompleteProcessing.make({ orderId }), request)
-      expect(outcome.metadata).toEqual({ correlationId: metadata.correlationId, causationId: request.eventId })
+      expect(outcome.metadata).toEqual({
+        correlationId: metadata.correlationId,
+        causationId: request.eventId,
+        append: { first: 3, last: 3 }
+      })
     }).pipe(Effect.provide(memory)))
 
   it.effect.prop("the stream holds one event per accepted command, and folds to the order last returned", [

@@ -1,4 +1,4 @@
-import { Cause, DateTime, Duration, Effect, Exit, Layer, Schedule } from "effect"
+import { Array as Arr, Cause, DateTime, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import { CommandHandler } from "../src/CommandHandler.js"
 import * as EventBus from "../src/EventBus.js"
 import * as EventStore from "../src/EventStore.js"
@@ -30,6 +30,16 @@ export const lifecycle = (orderId: OrderId, length: 1 | 2 | 3 = 3): Array<OrderE
     OrderEvent.OrderProcessingRequested.make({ orderId }),
     OrderEvent.OrderProcessed.make({ orderId })
   ].slice(0, length).map((data, i) => envelope(i + 1, data))
+
+/** `events` as one append writes them: each names the append's first and last versions, as the command handler's do. */
+export const appended = (
+  events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>
+): Arr.NonEmptyArray<OrderEventEnvelope> => {
+  const append = { first: events[0].version, last: Arr.lastNonEmpty(events).version }
+  return Arr.map(events, (event) =>
+    OrderEventEnvelope.make({ ...event, metadata: EventMetadata.make({ ...event.metadata, append }) })
+  )
+}
 
 /**
  * Polls `get` until `done` holds, for at most `timeout` (30 s), then returns

@@ -400,7 +400,7 @@ export const make = (options: MongoOptions) =>
     }
 
     /** Decodes a commit read from the server, and remembers it. */
-    const learn = (found: CommitDocument): Effect.Effect<KnownCommit> =>
+    const learnFound = (found: CommitDocument): Effect.Effect<KnownCommit> =>
       decodeCommit(found).pipe(
         Effect.map((events) => ({
           streamId: found.streamId,
@@ -411,11 +411,31 @@ export const make = (options: MongoOptions) =>
         Effect.tap(remember)
       )
 
+    /** The whole appends among delivered events, as the commits they are: the next ones on their streams need no read. */
+    const learn = (events: ReadonlyArray<OrderEventEnvelope>) =>
+      Effect.sync(() => {
+        const appends = new Map<string, Array<OrderEventEnvelope>>()
+        for (const event of events) {
+          const range = event.metadata.append
+          if (range === undefined) continue
+          const id = commitId(event.streamId, range.first - 1)
+          appends.set(id, [...(appends.get(id) ?? []), event])
+        }
+        for (const [id, delivered] of appends) {
+          const { first, last } = delivered[0]!.metadata.append!
+          const inOrder = delivered.sort((a, b) => a.version - b.version)
+          const whole = inOrder.length === last - first + 1 && inOrder.every((event, i) => event.version === first + i)
+          if (whole && !known.has(id)) {
+            remember({ streamId: inOrder[0]!.streamId, previous: first - 1, version: last, events: inOrder })
+          }
+        }
+      })
+
     const commitAt = (streamId: string, previous: number): Effect.Effect<KnownCommit | null, ServiceUnavailable> => {
       const cached = known.get(commitId(streamId, previous))
       if (cached !== undefined) return Effect.succeed(cached)
       return attempt("read", () => commits.findOne({ _id: commitId(streamId, previous) })).pipe(
-        Effect.flatMap((found) => found === null ? Effect.succeed(null) : learn(found))
+        Effect.flatMap((found) => found === null ? Effect.succeed(null) : learnFound(found))
       )
     }
 
@@ -431,7 +451,7 @@ export const make = (options: MongoOptions) =>
         }
         if (missing.length > 0) {
           const documents = yield* attempt("unpublished", () => commits.find({ _id: { $in: missing } }).toArray())
-          for (const document of documents) found.set(document._id, yield* learn(document))
+          for (const document of documents) found.set(document._id, yield* learnFound(document))
         }
         return found
       })
@@ -629,7 +649,7 @@ export const make = (options: MongoOptions) =>
       } satisfies OutboxBacklog
     })
 
-    return { append, read, readKnown, unpublished, markPublished, backlog } satisfies EventStoreShape & {
+    return { append, read, readKnown, learn, unpublished, markPublished, backlog } satisfies EventStoreShape & {
       readonly backlog: () => Effect.Effect<OutboxBacklog, ServiceUnavailable>
     }
   })

@@ -3,7 +3,7 @@ import { EventStore } from "@orders/domain/EventStore"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { encodeEvent } from "@orders/domain/OrderEvent"
 import { eventStoreContract } from "@orders/domain/testing/contract/EventStoreContract"
-import { envelope, lifecycle, uniqueOrderId } from "@orders/domain/testing/fixtures"
+import { appended, envelope, lifecycle, uniqueOrderId } from "@orders/domain/testing/fixtures"
 import {
   ConfigProvider,
   Context,
@@ -215,6 +215,34 @@ describe("EventStoreMongo", () => {
       expect(yield* versionsKnownThrough(0)).toEqual([])
       expect(yield* versionsKnownThrough(2)).toEqual([1, 2])
       expect(yield* versionsKnownThrough(5)).toEqual([1, 2, 3])
+    }))
+
+  it.scoped("decides on the appends a consumer was delivered without asking the server, and on a part of one never", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const api = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const processor = yield* EventStoreMongo.make({ uri: mongoUri, database })
+      const [created, requested] = lifecycle(uniqueOrderId(), 2)
+      const orderId = created!.streamId
+      const first = appended([created!])
+      const second = appended([requested!])
+      yield* api.append(orderId, 0, first)
+      yield* api.append(orderId, 1, second)
+      yield* processor.learn([...first, ...second])
+      // Gone from the server: what the processor knows now comes from what it was delivered.
+      yield* withMongo((client) => client.db(database).collection(EventStoreMongo.COMMITS).deleteMany({}))
+      expect(yield* processor.readKnown(orderId, 2)).toEqual([...first, ...second])
+
+      const other = uniqueOrderId()
+      const [otherCreated, otherRequested, otherProcessed] = lifecycle(other)
+      // Three events, so that a decision on the first alone would end on a version no commit has.
+      const whole = appended([otherRequested!, otherProcessed!, envelope(4, otherProcessed!.data)])
+      yield* api.append(other, 0, appended([otherCreated!]))
+      yield* api.append(other, 1, whole)
+      yield* processor.learn([whole[0]])
+      const onPart = yield* Effect.either(processor.append(other, 2, appended([envelope(3, otherProcessed!.data)])))
+      expect(Either.isLeft(onPart) && onPart.left._tag).toBe("ConcurrencyConflict")
+      expect((yield* api.read(other)).map((event) => event.version)).toEqual([1, 2, 3, 4])
     }))
 
   it.scoped("sees what another process appended, whatever this one remembers", () =>

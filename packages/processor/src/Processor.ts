@@ -4,6 +4,7 @@
  */
 import { CommandHandler } from "@orders/domain/CommandHandler"
 import { EventBus } from "@orders/domain/EventBus"
+import { EventStore } from "@orders/domain/EventStore"
 import type { FailureReason } from "@orders/domain/Order"
 import { CompleteProcessing, FailProcessing } from "@orders/domain/OrderCommand"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
@@ -38,7 +39,11 @@ export const mockFailure: FailureReason = { code: "simulated_failure", message: 
 export const makeProcessor = (options: ProcessorOptions) =>
   Effect.gen(function*() {
     const commands = yield* CommandHandler
+    const store = yield* EventStore
     return Effect.fn("Processor.process")(function*(event: OrderEventEnvelope) {
+      // Every append of an order reaches the processor before its processing request: knowing them, it decides
+      // on the request without reading the stream back from the store.
+      yield* store.learn([event])
       if (event.data._tag !== "OrderProcessingRequested") return
       const orderId = event.data.orderId
       yield* Effect.sleep(options.delay).pipe(Effect.withSpan("Processor.work"))

@@ -32,7 +32,11 @@ describe("Processor", () => {
       yield* process(request)
       const history = yield* historyOf(orderId)
       expect(history.map((event) => event.type)).toEqual(["OrderCreated", "OrderProcessingRequested", "OrderProcessed"])
-      expect(history[2]?.metadata).toEqual({ correlationId: metadata.correlationId, causationId: request.eventId })
+      expect(history[2]?.metadata).toEqual({
+        correlationId: metadata.correlationId,
+        causationId: request.eventId,
+        append: { first: 3, last: 3 }
+      })
     }).pipe(Effect.provide(Memory)))
 
   it.effect("records a failure when the mocked work fails", () =>

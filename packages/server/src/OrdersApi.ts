@@ -383,7 +383,7 @@ export class OrdersApi extends HttpApi.make("OrdersApi")
   .addError(Problems.InternalServerError)
   .addError(Problems.ServiceUnavailable)
   .annotate(OpenApi.Title, "Orders API")
-  .annotate(OpenApi.Version, "0.3.0")
+  .annotate(OpenApi.Version, "0.3.1")
   .annotate(
     OpenApi.Description,
     [

@@ -36,6 +36,8 @@ export const makeProjection = Effect.gen(function*() {
       Effect.flatMap((now) => Metric.update(projectionLag, DateTime.distance(event.occurredAt, now) / 1_000))
     )
   return Effect.fn("Projector.apply")(function*(event: OrderEventEnvelope) {
+    // Orders that another server changed: this one's next command on them then needs no read of the store.
+    yield* store.learn([event])
     const row = Option.getOrUndefined(yield* readModel.get(event.streamId))
     const step = project(row, event)
     switch (step._tag) {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Layer } from "effect"
-import { Duration, Effect, Either, Fiber, TestClock, TestServices } from "effect"
+import { Cause, Duration, Effect, Either, Exit, Fiber, TestClock, TestServices } from "effect"
 import { EventStore } from "../../src/EventStore.js"
 import type { OrderEventEnvelope } from "../../src/OrderEvent.js"
-import { envelope, lifecycle, uniqueOrderId } from "../fixtures.js"
+import { appended, envelope, lifecycle, uniqueOrderId } from "../fixtures.js"
 
 /** One guarantee of the store: passes, or fails with an assertion. Each runs on a fresh store, under the TestClock. */
 export type EventStoreProperty = Effect.Effect<void, unknown, EventStore>
@@ -44,6 +44,32 @@ export const eventStoreProperties = {
     const known = yield* store.readKnown(orderId)
     expect(known).toEqual([created, requested, processed])
     expect(yield* store.read(orderId)).toEqual(known)
+  }),
+
+  "takes note of delivered appends without ever deciding on part of one": Effect.gen(function*() {
+    const store = yield* EventStore
+    const orderId = uniqueOrderId()
+    const [created, requested, processed] = lifecycle(orderId)
+    const first = appended([created!])
+    const second = appended([requested!, processed!, envelope(4, processed!.data)])
+    yield* store.append(orderId, 0, first)
+    yield* store.append(orderId, 1, second)
+    // Delivered: the first append whole, the second in part.
+    yield* store.learn([...first, second[0]!])
+    expect(yield* store.readKnown(orderId, 1)).toEqual(expect.arrayContaining(first))
+    const onPart = yield* Effect.either(store.append(orderId, 2, appended([envelope(3, processed!.data)])))
+    expect(Either.isLeft(onPart) && onPart.left._tag).toBe("ConcurrencyConflict")
+    expect(yield* store.read(orderId)).toEqual([...first, ...second])
+  }),
+
+  "refuses events that name another append than theirs": Effect.gen(function*() {
+    const store = yield* EventStore
+    const orderId = uniqueOrderId()
+    const [created, requested] = lifecycle(orderId, 2)
+    const misnamed = [appended([created!, requested!])[0]] as const
+    const refused = yield* Effect.exit(store.append(orderId, 0, misnamed))
+    expect(Exit.isFailure(refused) && Cause.isDie(refused.cause)).toBe(true)
+    expect(yield* store.read(orderId)).toEqual([])
   }),
 
   "rejects a stale expected version and appends nothing": Effect.gen(function*() {

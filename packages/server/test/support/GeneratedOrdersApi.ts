@@ -415,6 +415,10 @@ export interface components {
             idempotencyKey?: string;
             requestHash?: string;
             traceparent?: string;
+            append?: {
+                first: components["schemas"]["StreamVersion"];
+                last: components["schemas"]["StreamVersion"];
+            };
         };
         /** OrderCreated */
         OrderCreated: {
