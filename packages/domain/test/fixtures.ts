@@ -36,8 +36,9 @@ export const appended = (
   events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>
 ): Arr.NonEmptyArray<OrderEventEnvelope> => {
   const append = { first: events[0].version, last: Arr.lastNonEmpty(events).version }
-  return Arr.map(events, (event) =>
-    OrderEventEnvelope.make({ ...event, metadata: EventMetadata.make({ ...event.metadata, append }) })
+  return Arr.map(
+    events,
+    (event) => OrderEventEnvelope.make({ ...event, metadata: EventMetadata.make({ ...event.metadata, append }) })
   )
 }
 
