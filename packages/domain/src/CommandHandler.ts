@@ -15,6 +15,7 @@ import { decide } from "./OrderDecider.js"
 import type { AppendOutcomeUnknown, ConcurrencyConflict, ServiceUnavailable } from "./OrderError.js"
 import { StaleRead } from "./OrderError.js"
 import { EventMetadata, OrderEventEnvelope } from "./OrderEvent.js"
+import { traced } from "./Tracing.js"
 import { trusted } from "./Trusted.js"
 
 export interface CommandResult {
@@ -189,7 +190,7 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
         }),
         Effect.zipRight(store.markPublished(events)),
         Effect.catchAll((error) => Effect.logWarning("publish failed; the outbox relay will retry", error)),
-        Effect.withSpan("CommandHandler.publish")
+        traced("CommandHandler.publish")
       )
 
     /**
@@ -207,7 +208,7 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
       Effect.gen(function*() {
         const history = yield* (fresh ? store.read(command.orderId) : store.readKnown(command.orderId, seenVersion))
           .pipe(
-            Effect.withSpan("CommandHandler.load", { attributes: { fresh } })
+            traced("CommandHandler.load", { attributes: { fresh } })
           )
         const version = history.length
         if (version < seenVersion) {
@@ -216,7 +217,7 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
         const answered = yield* precheck(history)
         if (answered !== undefined) return answered
         const state = fold(history.map((event) => event.data))
-        const decided = yield* decide(command, state).pipe(Effect.withSpan("CommandHandler.decide"))
+        const decided = yield* decide(command, state).pipe(traced("CommandHandler.decide"))
         const occurredAt = yield* DateTime.now
         // The command's span: its consumers' work joins its trace.
         const traceparent = yield* currentTraceparent
@@ -240,7 +241,7 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
             "ConcurrencyConflict",
             () => Metric.increment(Metric.tagged(concurrencyConflicts, "command", command._tag))
           ),
-          Effect.withSpan("CommandHandler.append", { attributes: { expectedVersion: version, count: events.length } })
+          traced("CommandHandler.append", { attributes: { expectedVersion: version, count: events.length } })
         )
         yield* Effect.forEach(
           events,
@@ -282,7 +283,7 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
           )
         ),
         Effect.annotateLogs({ correlationId: metadata.correlationId }),
-        Effect.withSpan("CommandHandler.handle", { attributes: { orderId: command.orderId, command: command._tag } })
+        traced("CommandHandler.handle", { attributes: { orderId: command.orderId, command: command._tag } })
       )
 
     /**

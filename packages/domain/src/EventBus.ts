@@ -26,6 +26,7 @@ import {
 import type { ServiceUnavailable } from "./OrderError.js"
 import type { OrderEventEnvelope } from "./OrderEvent.js"
 import { encodeEvent } from "./OrderEvent.js"
+import { traced } from "./Tracing.js"
 
 /** What a subscriber does with one event. A failure (or a defect) means "not handled". */
 export type EventHandler<R> = (event: OrderEventEnvelope) => Effect.Effect<void, unknown, R>
@@ -153,14 +154,13 @@ export const currentTraceparent: Effect.Effect<string | undefined> = Effect.gen(
 export const withDeliverySpan =
   (name: string, parent: Option.Option<Tracer.AnySpan>, attributes: Record<string, unknown>) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.withSpan(
-      self,
+    traced(
       name,
       Option.match(parent, {
         onNone: () => ({ kind: "consumer", attributes, root: true }),
         onSome: (span) => ({ kind: "consumer", attributes, parent: span })
       })
-    )
+    )(self)
 
 /** Handler attempts that failed and were tried again, by consumer group. */
 export const handlerRetries = Metric.counter("orders_handler_retries_total", {

@@ -20,6 +20,7 @@ import {
 import { ServiceUnavailable } from "@orders/domain/OrderError"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEventJson, encodeEvent } from "@orders/domain/OrderEvent"
+import { annotateSpan, traced } from "@orders/domain/Tracing"
 import type {
   Base,
   GroupPartitionsAssigner,
@@ -60,7 +61,6 @@ import {
 } from "effect"
 import { connectWithRetry } from "./Startup.js"
 import type { StartupError } from "./Startup.js"
-import { annotateSpan } from "./Telemetry.js"
 
 /**
  * Round robin over the members SUBSCRIBED to each topic. The client's own
@@ -386,7 +386,7 @@ const publisher = (settings: Settings, send: Send) =>
       Effect.forkScoped
     )
 
-    return Effect.fn("EventBusKafka.publish", { kind: "producer" })(
+    return Effect.fnUntraced(
       function*(events: ReadonlyArray<OrderEventEnvelope>) {
         yield* annotateSpan({ topic: settings.topic, count: events.length })
         if (events.length === 0) return
@@ -407,7 +407,8 @@ const publisher = (settings: Settings, send: Send) =>
           written
         })
         yield* Deferred.await(written)
-      }
+      },
+      traced("EventBusKafka.publish", { kind: "producer" })
     )
   })
 

@@ -47,6 +47,7 @@ import type { OrderId } from "@orders/domain/Order"
 import { AppendOutcomeUnknown, ConcurrencyConflict, ServiceUnavailable } from "@orders/domain/OrderError"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEvent, encodeEvent } from "@orders/domain/OrderEvent"
+import { traced } from "@orders/domain/Tracing"
 import type { ConfigError } from "effect"
 import { Array as Arr, Clock, Config, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule } from "effect"
 import type { Collection, Db, Document, IndexDescription, OptionalUnlessRequiredId, UpdateFilter } from "mongodb"
@@ -502,7 +503,7 @@ export const make = (options: MongoOptions) =>
           Effect.fail(AppendOutcomeUnknown.of(document.streamId, error.message)))
       )
 
-    const append = Effect.fn("EventStoreMongo.append")(
+    const append = Effect.fnUntraced(
       function*(streamId: OrderId, expectedVersion: number, events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>) {
         yield* assertContiguous(streamId, expectedVersion, events)
         const conflict = ConcurrencyConflict.of(streamId, expectedVersion)
@@ -540,10 +541,11 @@ export const make = (options: MongoOptions) =>
         if (!inserted) return yield* Effect.fail(conflict)
         remember({ streamId, previous: expectedVersion, version, events })
       },
-      Effect.uninterruptible
+      Effect.uninterruptible,
+      traced("EventStoreMongo.append")
     )
 
-    const read = Effect.fn("EventStoreMongo.read")(function*(streamId: OrderId) {
+    const read = Effect.fnUntraced(function*(streamId: OrderId) {
       const events: Array<OrderEventEnvelope> = []
       let commit = yield* commitAt(streamId, 0)
       while (commit !== null) {
@@ -551,7 +553,7 @@ export const make = (options: MongoOptions) =>
         commit = yield* commitAt(streamId, commit.version)
       }
       return events
-    })
+    }, traced("EventStoreMongo.read"))
 
     const readKnown = (streamId: OrderId, through = 0) =>
       Effect.gen(function*() {
@@ -613,7 +615,7 @@ export const make = (options: MongoOptions) =>
       return inVersionOrder(ready).flatMap((commit) => commit.events)
     })
 
-    const markPublished = Effect.fn("EventStoreMongo.markPublished")(
+    const markPublished = Effect.fnUntraced(
       function*(events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>) {
         const streamId = events[0].streamId
         const versions = new Set(events.map((event) => event.version))
@@ -628,7 +630,8 @@ export const make = (options: MongoOptions) =>
           commit = commit.version < last ? yield* commitAt(streamId, commit.version) : null
         }
         if (covered.length > 0) yield* deleteMarkers(covered)
-      }
+      },
+      traced("EventStoreMongo.markPublished")
     )
 
     const backlog = Effect.fn("EventStoreMongo.backlog")(function*() {

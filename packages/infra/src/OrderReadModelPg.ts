@@ -13,6 +13,7 @@ import type { OrderId } from "@orders/domain/Order"
 import { ServiceUnavailable } from "@orders/domain/OrderError"
 import type { ListOptions, OrderReadModelShape } from "@orders/domain/OrderReadModel"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
+import { traced } from "@orders/domain/Tracing"
 import type { ConfigError, ParseResult } from "effect"
 import { Config, Duration, Effect, Layer, Predicate, Redacted, Schema } from "effect"
 import { redactUrl, StartupError, startupRetry } from "./Startup.js"
@@ -212,24 +213,13 @@ const make = (queryTimeout: Duration.Duration) =>
     const upsert = SqlSchema.void({ Request: Order, execute: (order) => saveRows(sql, ORDERS, [toRow(order)]) })
 
     return {
-      get: Effect.fn("OrderReadModelPg.get")(
-        function*(id: OrderId) {
-          return yield* findById(id)
-        },
-        orUnavailable("get", queryTimeout)
-      ),
-      list: Effect.fn("OrderReadModelPg.list")(
-        function*({ after, limit }: ListOptions) {
-          return yield* findPage({ after: after ?? "", limit: Math.max(0, Math.floor(limit)) })
-        },
-        orUnavailable("list", queryTimeout)
-      ),
-      save: Effect.fn("OrderReadModelPg.save")(
-        function*(order: Order) {
-          yield* upsert(order)
-        },
-        orUnavailable("save", queryTimeout)
-      )
+      get: (id: OrderId) => findById(id).pipe(orUnavailable("get", queryTimeout), traced("OrderReadModelPg.get")),
+      list: ({ after, limit }: ListOptions) =>
+        findPage({ after: after ?? "", limit: Math.max(0, Math.floor(limit)) }).pipe(
+          orUnavailable("list", queryTimeout),
+          traced("OrderReadModelPg.list")
+        ),
+      save: (order: Order) => upsert(order).pipe(orUnavailable("save", queryTimeout), traced("OrderReadModelPg.save"))
     } satisfies OrderReadModelShape
   })
 

@@ -126,16 +126,3 @@ export const withTraceIds = <Message, Output>(logger: Logger.Logger<Message, Out
       )
     }
   })
-
-/**
- * Sets attributes on the current span, when there is one. Unlike
- * `Effect.annotateCurrentSpan`, which builds an error (a stack trace) to say
- * there is none, it costs nothing while tracing is off: on the request path,
- * that error was 3.6% of the CPU a `GET /:id` took.
- */
-export const annotateSpan = (attributes: Readonly<Record<string, unknown>>): Effect.Effect<void> =>
-  Effect.map(Effect.serviceOption(Tracer.ParentSpan), (span) => {
-    if (Option.isSome(span) && span.value._tag === "Span") {
-      for (const [key, value] of Object.entries(attributes)) span.value.attribute(key, value)
-    }
-  })

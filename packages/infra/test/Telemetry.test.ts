@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { TraceContextPropagation } from "@orders/domain/EventBus"
+import { annotateSpan } from "@orders/domain/Tracing"
 import { ConfigProvider, Effect, Exit, HashMap, Logger, Metric, MetricBoundaries } from "effect"
-import { annotateSpan, prometheusText, traceExportConfig, tracing, withTraceIds } from "../src/Telemetry.js"
+import { prometheusText, traceExportConfig, tracing, withTraceIds } from "../src/Telemetry.js"
 import { otlpReceiver } from "./support/otlpReceiver.js"
 
 const exportWith = (variables: Record<string, string>) =>

@@ -8,6 +8,7 @@ import { EventStore } from "@orders/domain/EventStore"
 import type { FailureReason } from "@orders/domain/Order"
 import { CompleteProcessing, FailProcessing } from "@orders/domain/OrderCommand"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
+import { traced } from "@orders/domain/Tracing"
 import { requireMembership } from "@orders/infra/Health"
 import { Workers } from "@orders/infra/Workers"
 import { Config, Duration, Effect, Layer, Random } from "effect"
@@ -40,13 +41,13 @@ export const makeProcessor = (options: ProcessorOptions) =>
   Effect.gen(function*() {
     const commands = yield* CommandHandler
     const store = yield* EventStore
-    return Effect.fn("Processor.process")(function*(event: OrderEventEnvelope) {
+    return Effect.fnUntraced(function*(event: OrderEventEnvelope) {
       // Every append of an order reaches the processor before its processing request: knowing them, it decides
       // on the request without reading the stream back from the store.
       yield* store.learn([event])
       if (event.data._tag !== "OrderProcessingRequested") return
       const orderId = event.data.orderId
-      yield* Effect.sleep(options.delay).pipe(Effect.withSpan("Processor.work"))
+      yield* Effect.sleep(options.delay).pipe(traced("Processor.work"))
       const command = (yield* Random.next) < options.failureRate
         ? FailProcessing.make({ orderId, reason: mockFailure })
         : CompleteProcessing.make({ orderId })
@@ -59,7 +60,7 @@ export const makeProcessor = (options: ProcessorOptions) =>
           OrderNotFound: (error) => Effect.die(error)
         })
       )
-    })
+    }, traced("Processor.process"))
   })
 
 /** The processor, consuming for as long as the layer lives. */

@@ -22,14 +22,15 @@ import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CommandHandler } from "@orders/domain/CommandHandler"
 import { ServiceUnavailable } from "@orders/domain/OrderError"
+import { annotateSpan } from "@orders/domain/Tracing"
 import { isOpsRequest, withOpsEndpoints } from "@orders/infra/OpsEndpoints"
-import { annotateSpan } from "@orders/infra/Telemetry"
 import {
   Cause,
   Clock,
   Config,
   Effect,
   Exit,
+  FiberRef,
   Layer,
   Metric,
   MetricBoundaries,
@@ -234,16 +235,23 @@ const correlate = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   })
 
 const serve = Layer.unwrapEffect(
-  Effect.all([Config.boolean("HTTP_ACCESS_LOG").pipe(Config.withDefault(true)), makeConsole]).pipe(
-    Effect.map(([accessLog, withConsole]) =>
+  Effect.all([
+    Config.boolean("HTTP_ACCESS_LOG").pipe(Config.withDefault(true)),
+    makeConsole,
+    FiberRef.get(FiberRef.currentTracerEnabled)
+  ]).pipe(
+    Effect.map(([accessLog, withConsole, tracing]) =>
       HttpApiBuilder.serve((app) =>
         withOpsEndpoints(withConsole(correlate(measure(accessLog ? HttpMiddleware.logger(app) : app))))
       )
         .pipe(
           // A span per request, named after its route, as OpenTelemetry names server spans; none for the operators'
-          // probes, nor for the console's files and its lag figures, which it polls.
+          // probes, nor for the console's files and its lag figures, which it polls; none at all with tracing off,
+          // where the platform would still build a no-op span for every request.
           HttpMiddleware.withSpanNameGenerator((request) => `${request.method} ${routeLabel(request)}`),
-          HttpMiddleware.withTracerDisabledWhen((request) => isOpsRequest(request) || isConsoleRequest(request))
+          HttpMiddleware.withTracerDisabledWhen((request) =>
+            !tracing || isOpsRequest(request) || isConsoleRequest(request)
+          )
         )
     )
   )

@@ -6,14 +6,15 @@
  */
 import { EventBus } from "@orders/domain/EventBus"
 import { EventStore } from "@orders/domain/EventStore"
-import type { Order } from "@orders/domain/Order"
+import type { Order, OrderId } from "@orders/domain/Order"
 import { StaleRead } from "@orders/domain/OrderError"
 import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { project, projectAll } from "@orders/domain/Projection"
+import { traced } from "@orders/domain/Tracing"
 import { requireMembership } from "@orders/infra/Health"
 import { Workers } from "@orders/infra/Workers"
-import { Config, DateTime, Effect, Layer, Metric, MetricBoundaries, Option } from "effect"
+import { Cache, Config, DateTime, Duration, Effect, Exit, Layer, Metric, MetricBoundaries, Option } from "effect"
 
 /** The projector's consumer group: namespaced, so that it cannot collide with another service's on a shared cluster. */
 export const ProjectorGroup = Config.string("PROJECTOR_GROUP").pipe(Config.withDefault("orders.projector"))
@@ -25,20 +26,36 @@ export const projectionLag = Metric.histogram(
   "Time from an event's append to the read-model write that applied it"
 )
 
+/** Rows the projector remembers having written: about 3 MB. */
+const REMEMBERED_ROWS = 10_000
+
 export const makeProjection = Effect.gen(function*() {
   const readModel = yield* OrderReadModel
   const store = yield* EventStore
+  /*
+   * The row each order had when this projector last read or wrote it, so that
+   * the next event on it needs no read of the read model. A remembered row may
+   * be older than the table's (another server projected since): the order at
+   * its version is still what the events say, the event after it then shows
+   * a gap, and a save never moves a row back.
+   */
+  const rows = yield* Cache.makeWith({
+    capacity: REMEMBERED_ROWS,
+    lookup: (orderId: OrderId) => readModel.get(orderId),
+    timeToLive: (exit) => Exit.isSuccess(exit) ? Duration.infinity : Duration.zero
+  })
   /** Writes the row that `event` brought up to date. */
   const save = (order: Order, event: OrderEventEnvelope) =>
     readModel.save(order).pipe(
-      Effect.withSpan("Projector.save", { attributes: { streamId: order.id, version: order.version } }),
+      traced("Projector.save", { attributes: { streamId: order.id, version: order.version } }),
+      Effect.zipRight(rows.set(order.id, Option.some(order))),
       Effect.zipRight(DateTime.now),
       Effect.flatMap((now) => Metric.update(projectionLag, DateTime.distance(event.occurredAt, now) / 1_000))
     )
-  return Effect.fn("Projector.apply")(function*(event: OrderEventEnvelope) {
+  return Effect.fnUntraced(function*(event: OrderEventEnvelope) {
     // Orders that another server changed: this one's next command on them then needs no read of the store.
     yield* store.learn([event])
-    const row = Option.getOrUndefined(yield* readModel.get(event.streamId))
+    const row = Option.getOrUndefined(yield* rows.get(event.streamId))
     const step = project(row, event)
     switch (step._tag) {
       case "AlreadyApplied":
@@ -58,7 +75,7 @@ export const makeProjection = Effect.gen(function*() {
         if (caughtUp !== undefined) yield* save(caughtUp, event)
       }
     }
-  })
+  }, traced("Projector.apply"))
 })
 
 export const ProjectorLive = Layer.scopedDiscard(Effect.gen(function*() {

@@ -53,6 +53,45 @@ describe("Projector", () => {
       expect(yield* rowOf(orderId)).toBeUndefined()
     }).pipe(Effect.provide(Memory)))
 
+  it.effect("reads an order's row once, then goes on from the row it wrote", () =>
+    Effect.gen(function*() {
+      const orderId = OrderId.make("r-5")
+      const [created, requested, processed] = lifecycle(orderId, 3)
+      let reads = 0
+      const apply = yield* makeProjection.pipe(
+        Effect.provideServiceEffect(
+          OrderReadModel.OrderReadModel,
+          Effect.map(OrderReadModel.OrderReadModel, (readModel) => ({
+            ...readModel,
+            get: (id: OrderId) => Effect.zipRight(Effect.sync(() => reads++), readModel.get(id))
+          }))
+        )
+      )
+      for (const event of [created!, requested!, requested!, processed!]) yield* apply(event)
+      expect(reads).toBe(1)
+      expect(yield* rowOf(orderId)).toMatchObject({ status: "processed", version: 3 })
+    }).pipe(Effect.provide(Memory)))
+
+  it.effect("never moves a row back when another projector moved it past the one it remembers", () =>
+    Effect.gen(function*() {
+      const orderId = OrderId.make("r-6")
+      const events = lifecycle(orderId, 3)
+      const store = yield* EventStore.EventStore
+      yield* store.append(orderId, 0, [events[0]!])
+      yield* store.append(orderId, 1, [events[1]!])
+      yield* store.append(orderId, 2, [events[2]!])
+      const mine = yield* makeProjection
+      const other = yield* makeProjection
+      yield* mine(events[0]!)
+      // The partition moved to another server, which projected versions 2 and 3; back here, 2 is delivered again.
+      yield* other(events[1]!)
+      yield* other(events[2]!)
+      yield* mine(events[1]!)
+      expect(yield* rowOf(orderId)).toMatchObject({ status: "processed", version: 3 })
+      yield* mine(events[2]!)
+      expect(yield* rowOf(orderId)).toMatchObject({ status: "processed", version: 3 })
+    }).pipe(Effect.provide(Memory)))
+
   it.effect("keeps the failure of a failed order, its code and its message", () =>
     Effect.gen(function*() {
       const orderId = OrderId.make("r-3")
