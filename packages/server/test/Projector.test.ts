@@ -76,10 +76,6 @@ describe("Projector", () => {
     Effect.gen(function*() {
       const orderId = OrderId.make("r-6")
       const events = lifecycle(orderId, 3)
-      const store = yield* EventStore.EventStore
-      yield* store.append(orderId, 0, [events[0]!])
-      yield* store.append(orderId, 1, [events[1]!])
-      yield* store.append(orderId, 2, [events[2]!])
       const mine = yield* makeProjection
       const other = yield* makeProjection
       yield* mine(events[0]!)
