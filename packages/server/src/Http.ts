@@ -193,11 +193,32 @@ export const httpRequestDuration = Metric.histogram(
 /** The declared route, not the path: the ids in paths would make a series per order. */
 const routeLabel = (request: HttpServerRequest.HttpServerRequest) => routeOf(pathOf(request)) ?? "unknown"
 
+/**
+ * The series of one method and route (and status), made once: a tagged metric
+ * hashes its labels each time it is made. Bounded: methods are the parser's,
+ * routes the declared ones, statuses the API's.
+ */
+const seriesOf = <M>(make: (labels: ReadonlyArray<MetricLabel.MetricLabel>) => M) => {
+  const made = new Map<string, M>()
+  return (labels: Readonly<Record<string, string>>): M => {
+    const key = Object.values(labels).join(" ")
+    let series = made.get(key)
+    if (series === undefined) {
+      series = make(Object.entries(labels).map(([name, value]) => MetricLabel.make(name, value)))
+      made.set(key, series)
+    }
+    return series
+  }
+}
+
+const requestCounter = seriesOf((labels) => Metric.taggedWithLabels(httpRequests, labels))
+const requestTimer = seriesOf((labels) => Metric.taggedWithLabels(httpRequestDuration, labels))
+
 /** Counts and times each request; a request that never got an answer (the client went away) counts as 499. */
 const measure = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const { method } = request
     const route = routeLabel(request)
-    const labels = [MetricLabel.make("method", request.method), MetricLabel.make("route", route)]
     return Effect.flatMap(Clock.currentTimeNanos, (start) =>
       annotateSpan({ "http.route": route }).pipe(
         Effect.zipRight(app),
@@ -205,10 +226,8 @@ const measure = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
           Effect.flatMap(Clock.currentTimeNanos, (end) => {
             const status = Exit.isSuccess(exit) ? exit.value.status : Cause.isInterruptedOnly(exit.cause) ? 499 : 500
             return Effect.zipRight(
-              Metric.increment(
-                Metric.taggedWithLabels(httpRequests, [...labels, MetricLabel.make("status", String(status))])
-              ),
-              Metric.update(Metric.taggedWithLabels(httpRequestDuration, labels), Number(end - start) / 1e9)
+              Metric.increment(requestCounter({ method, route, status: String(status) })),
+              Metric.update(requestTimer({ method, route }), Number(end - start) / 1e9)
             )
           })
         )
