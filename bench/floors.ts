@@ -5,6 +5,9 @@
  * read as a ratio to the work it cannot avoid.
  *
  * - http: a bare `node:http` server answering a small JSON, under autocannon;
+ * - effect-http: the same JSON from one `HttpApi` endpoint on
+ *   `@effect/platform-node`, none of the API's middleware: what the framework
+ *   the API is built on costs a read before the API's own code runs;
  * - mongo: `insertOne` of a one-event commit with the `mongodb` driver;
  * - postgres: the read model's upsert (`saveRows`) through its own pool;
  * - kafka: one record produced (acks from all replicas) until a consumer reads
@@ -58,18 +61,23 @@ export interface FloorReport {
   readonly steps: ReadonlyArray<{ readonly concurrency: number; readonly measurement: Measurement }>
 }
 
-const http: Effect.Effect<Floor, never, Scope.Scope> = Effect.gen(function*() {
-  const port = yield* Effect.promise(freePort)
-  // startProgram runs `packages/<entry>`; the bare server lives beside the bench.
-  const server = yield* startBenchProgram("../bench/bareHttpServer.ts", { PORT: String(port) })
-  yield* ready(server, "Listening on")
-  const url = `http://127.0.0.1:${port}`
-  return {
-    label: "bare node:http, GET of a small JSON",
-    server: `node ${process.version}`,
-    measure: (window) => httpLoad(window, { url, requests: () => [{ method: "GET", path: "/" }] })
-  }
-})
+/** A server beside the bench, under autocannon: `GET /bench-order` again and again. */
+const httpFloor = (entry: string, label: string): Effect.Effect<Floor, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* Effect.promise(freePort)
+    // startProgram runs `packages/<entry>`; the floors' servers live beside the bench.
+    const server = yield* startBenchProgram(`../bench/${entry}`, { PORT: String(port) })
+    yield* ready(server, "Listening on")
+    const url = `http://127.0.0.1:${port}`
+    return {
+      label,
+      server: `node ${process.version}`,
+      measure: (window) => httpLoad(window, { url, requests: () => [{ method: "GET", path: "/bench-order" }] })
+    }
+  })
+
+const http = httpFloor("bareHttpServer.ts", "bare node:http, GET of a small JSON")
+const effectHttp = httpFloor("bareHttpApi.ts", "HttpApi GET /:id, no middleware")
 
 /** Closes a client within 10 seconds, whatever happens: the bench must not hang on its way out. */
 const closing = (close: () => Promise<unknown>) =>
@@ -205,7 +213,13 @@ const kafka: Effect.Effect<Floor, never, Scope.Scope> = Effect.gen(function*() {
   }
 })
 
-const floors: Record<FloorName, Effect.Effect<Floor, never, Scope.Scope>> = { http, mongo, postgres, kafka }
+const floors: Record<FloorName, Effect.Effect<Floor, never, Scope.Scope>> = {
+  http,
+  "effect-http": effectHttp,
+  mongo,
+  postgres,
+  kafka
+}
 
 /** Each floor in turn, at each concurrency; its stores and programs are gone before the next one starts. */
 export const measureFloors = (

@@ -12,7 +12,7 @@
  * the target is up, BENCH_SOAK_SECONDS (60, 0 skips), BENCH_SOAK_CONNECTIONS
  * (32), BENCH_SCALE_ORDERS (0,10000,50000,100000),
  * BENCH_SCALE_CONCURRENCY (32), BENCH_POLL_MILLIS (5), BENCH_FLOORS
- * (http,mongo,postgres,kafka); the stack's addresses are MONGODB_URI,
+ * (http,effect-http,mongo,postgres,kafka); the stack's addresses are MONGODB_URI,
  * DATABASE_URL and KAFKA_BROKERS. Prints progress on stderr and the tables on
  * stdout, and writes everything to bench/results/<start time>.json. Nothing
  * is asserted. Ctrl-C stops the programs and drops the stores it made.
@@ -48,7 +48,7 @@ const main = Effect.gen(function*() {
   const stackFloors = native || scaleOnly || Option.isSome(settings.url)
   const floorNames: ReadonlyArray<FloorName> = Option.getOrElse(
     settings.floors,
-    () => scaleOnly ? ["mongo"] : stackFloors ? FLOORS : ["http"]
+    () => scaleOnly ? ["mongo"] : stackFloors ? FLOORS : ["http", "effect-http"]
   )
   const floorConcurrency = scaleOnly ? [settings.scaleConcurrency] : settings.concurrency
 

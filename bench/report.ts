@@ -121,7 +121,8 @@ export const versions = Effect.gen(function*() {
 
 /**
  * The floor of a scenario: a command is at least one insert into the event
- * store, a read at least one bare HTTP answer, and an order becomes visible
+ * store, a read at least one answer of the HTTP framework (one bare HTTP
+ * answer when that floor was not measured), and an order becomes visible
  * no sooner than its event crossed Kafka and was upserted in the read model
  * (or, in memory, than two bare HTTP answers: the create and the read).
  */
@@ -154,7 +155,7 @@ export const floorOf = (
       return Option.orElse(throughput("mongo", "insertOne"), () => throughput("http", "bare http"))
     case "get":
     case "list":
-      return throughput("http", "bare http")
+      return Option.orElse(throughput("effect-http", "bare HttpApi"), () => throughput("http", "bare http"))
     case "visible":
       return Option.orElse(
         Option.zipWith(

@@ -16,7 +16,7 @@ const positive = (name: string, fallback: number) =>
     Config.validate({ message: "must be > 0", validation: (n) => n > 0 })
   )
 
-export const FLOORS = ["http", "mongo", "postgres", "kafka"] as const
+export const FLOORS = ["http", "effect-http", "mongo", "postgres", "kafka"] as const
 export type FloorName = typeof FLOORS[number]
 
 export const Settings = Config.all({
@@ -35,7 +35,7 @@ export const Settings = Config.all({
   scaleConcurrency: Config.integer("BENCH_SCALE_CONCURRENCY").pipe(Config.withDefault(32)),
   /** How often a create → visible client asks `GET /:id` again. */
   pollMillis: positive("BENCH_POLL_MILLIS", 5),
-  /** Which floors to measure; default all for the native stack, `http` alone for the embedded program. */
+  /** Which floors to measure; default all for the native stack, `http` and `effect-http` for the embedded program. */
   floors: Config.option(Config.array(Config.literal(...FLOORS)(), "BENCH_FLOORS")),
   /** A server started by hand instead of one the bench starts, and its pid for the RSS readings. */
   url: Config.option(Config.string("BENCH_URL")),
