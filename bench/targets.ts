@@ -80,11 +80,8 @@ const quiet = (database: string) =>
     Effect.catchAllCause(() => Effect.void)
   )
 
-/**
- * `server.ts`, and `processor.ts` unless `processor` is false, on a fresh Mongo
- * database, PostgreSQL schema and Kafka topic, dropped at the end.
- */
-const native = (settings: Settings, processor: boolean) =>
+/** `server.ts` and `processor.ts` on a fresh Mongo database, PostgreSQL schema and Kafka topic, dropped at the end. */
+const native = (settings: Settings) =>
   Effect.gen(function*() {
     const stack = yield* freshStack
     // Released after the programs stop, before the stores are dropped.
@@ -92,9 +89,7 @@ const native = (settings: Settings, processor: boolean) =>
     const env = { ...stack.env, PROCESSING_DELAY: settings.processingDelay }
     const port = yield* Effect.promise(freePort)
     const server = yield* startBenchProgram("server/src/bin/server.ts", { ...env, PORT: String(port) })
-    if (processor) {
-      yield* ready(yield* startBenchProgram("processor/src/bin/processor.ts", env), "processor consuming")
-    }
+    yield* ready(yield* startBenchProgram("processor/src/bin/processor.ts", env), "processor consuming")
     yield* ready(server, "Listening on")
     yield* ready(server, "projector consuming")
     return {
@@ -108,8 +103,7 @@ const native = (settings: Settings, processor: boolean) =>
 /** The target of this run, for the scope: `BENCH_URL` wins over the kind the command line asked for. */
 export const startTarget = (
   kind: Exclude<TargetKind, "url">,
-  settings: Settings,
-  options: { readonly processor: boolean }
+  settings: Settings
 ) =>
   Option.match(settings.url, {
     onSome: (url): Effect.Effect<Target> =>
@@ -119,5 +113,5 @@ export const startTarget = (
         serverPid: settings.serverPid,
         eventStore: Option.none()
       }),
-    onNone: () => kind === "native" ? native(settings, options.processor) : embedded(settings)
+    onNone: () => kind === "native" ? native(settings) : embedded(settings)
   })
