@@ -8,11 +8,17 @@
  */
 import { Effect, FiberRef, Option, Tracer } from "effect"
 
-/** `Effect.withSpan`, applied only while tracing is on. */
+/**
+ * `Effect.withSpan`, applied only while tracing is on. The span captures no
+ * stack trace: it would name this line, not the caller's, in the stack of an
+ * error raised inside it.
+ */
 export const traced =
   (name: string, options?: Tracer.SpanOptions) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.withFiberRuntime((fiber) =>
-      fiber.getFiberRef(FiberRef.currentTracerEnabled) ? Effect.withSpan(self, name, options) : self
+      fiber.getFiberRef(FiberRef.currentTracerEnabled)
+        ? Effect.withSpan(self, name, { captureStackTrace: false, ...options })
+        : self
     )
 
 /**

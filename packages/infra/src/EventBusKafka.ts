@@ -127,9 +127,9 @@ type Received = Message<string, Buffer, string, string>
 type Outgoing = MessageToProduce<string, Buffer, string, string>
 
 /** The client nests the errors of its retries in `MultipleErrors`, whose own message only counts them. */
-const describe = (error: unknown): string =>
+export const describeKafkaError = (error: unknown): string =>
   error instanceof AggregateError && error.errors.length > 0
-    ? [...new Set(error.errors.map(describe))].join("; ")
+    ? [...new Set(error.errors.map(describeKafkaError))].join("; ")
     : error instanceof Error
     ? error.message
     : String(error)
@@ -138,10 +138,10 @@ const describe = (error: unknown): string =>
 const text = (bytes: Buffer | undefined) => bytes?.toString("utf8") ?? ""
 
 /** An error of the client, with the messages of the errors it nests. */
-const failure = (error: unknown) => new Error(describe(error), { cause: error })
+const failure = (error: unknown) => new Error(describeKafkaError(error), { cause: error })
 
 const unavailable = (what: string) => (cause: unknown) =>
-  new ServiceUnavailable({ service: "Kafka", message: `${what}: ${describe(cause)}` })
+  new ServiceUnavailable({ service: "Kafka", message: `${what}: ${describeKafkaError(cause)}` })
 
 /**
  * The client logs only through the `debug` package (DEBUG=plt:kafka:*): its
@@ -176,7 +176,7 @@ const closing = (what: string, close: () => Promise<unknown>) =>
       duration: closeTimeout,
       onTimeout: () => new Error(`no answer within ${Duration.format(closeTimeout)}`)
     }),
-    Effect.catchAll((error) => Effect.logWarning(`Kafka ${what} did not close cleanly: ${describe(error)}`))
+    Effect.catchAll((error) => Effect.logWarning(`Kafka ${what} did not close cleanly: ${describeKafkaError(error)}`))
   )
 
 /** The client's own retries: 250 ms doubling to at most 5 s. */
@@ -551,10 +551,10 @@ const consume = <R>(
         })
         consumer.on("consumer:group:rebalance", () => log(Effect.logDebug("the consumer group is rebalancing")))
         consumer.on("consumer:heartbeat:error", ({ error }) =>
-          log(Effect.logDebug(`heartbeat failed: ${describe(error)}`)))
+          log(Effect.logDebug(`heartbeat failed: ${describeKafkaError(error)}`)))
         consumer.on("consumer:heartbeat:stalled", ({ lastError, stalledFor }) =>
           log(Effect.logWarning(
-            `no heartbeat for ${stalledFor} ms${lastError === undefined ? "" : `: ${describe(lastError)}`}`
+            `no heartbeat for ${stalledFor} ms${lastError === undefined ? "" : `: ${describeKafkaError(lastError)}`}`
           )))
         consumer.on("error", (error) =>
           Deferred.unsafeDone(broken, Exit.fail(failure(error))))
@@ -615,7 +615,7 @@ const consume = <R>(
               })
             ),
             Effect.catchAll((error) =>
-              Effect.logWarning(`cannot commit offsets; trying again: ${describe(error)}`).pipe(
+              Effect.logWarning(`cannot commit offsets; trying again: ${describeKafkaError(error)}`).pipe(
                 Effect.zipRight(Effect.sleep(Duration.seconds(1))),
                 Effect.zipRight(Queue.offer(finished, undefined))
               )
@@ -686,7 +686,7 @@ const consume = <R>(
       Effect.forkScoped
     )
     yield* reportLag(consumer, topic, group).pipe(
-      Effect.catchAll((error) => Effect.logDebug(`cannot measure the consumer lag: ${describe(error)}`)),
+      Effect.catchAll((error) => Effect.logDebug(`cannot measure the consumer lag: ${describeKafkaError(error)}`)),
       Effect.repeat(Schedule.spaced(settings.lagInterval)),
       Effect.annotateLogs({ group, topic }),
       Effect.forkScoped

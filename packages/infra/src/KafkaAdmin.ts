@@ -6,7 +6,7 @@
 import { Admin, ListOffsetTimestamps } from "@platformatic/kafka"
 import type { ConfigError } from "effect"
 import { Config, Duration, Effect, Layer } from "effect"
-import { brokersConfig, clientIdConfig } from "./EventBusKafka.js"
+import { brokersConfig, clientIdConfig, describeKafkaError } from "./EventBusKafka.js"
 
 export interface KafkaAdminOptions {
   readonly brokers: ReadonlyArray<string>
@@ -22,16 +22,9 @@ export interface PartitionRange {
 
 const closeTimeout = Duration.seconds(5)
 
-const describe = (cause: unknown): string =>
-  cause instanceof AggregateError && cause.errors.length > 0
-    ? cause.errors.map(describe).join("; ")
-    : cause instanceof Error
-    ? cause.message
-    : String(cause)
-
 /** An operator command cannot do without the broker: its failures end the command. */
 const ask = <A>(operation: string, run: () => Promise<A>) =>
-  Effect.tryPromise({ try: run, catch: (cause) => new Error(`Kafka ${operation}: ${describe(cause)}`) }).pipe(
+  Effect.tryPromise({ try: run, catch: (cause) => new Error(`Kafka ${operation}: ${describeKafkaError(cause)}`) }).pipe(
     Effect.orDie
   )
 

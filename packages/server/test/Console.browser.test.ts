@@ -1,15 +1,16 @@
 /**
  * The web console (`/console`) against the embedded system (in-memory
  * adapters, projector, relay and processor): over HTTP, and in a real
- * browser, Debian's Chromium driven by playwright-core. Saves the screenshot
- * that the README shows (docs/console.png).
+ * browser, Debian's Chromium driven by playwright-core. Takes the screenshot
+ * that the README shows (docs/console.png, with UPDATE_SCREENSHOT=1).
  */
 import { HttpServer } from "@effect/platform"
 import { expect, layer } from "@effect/vitest"
 import { consumerLag } from "@orders/infra/EventBusKafka"
 import { Effect, Metric } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
-import { dirname } from "node:path"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Page } from "playwright-core"
 import { chromium } from "playwright-core"
@@ -17,7 +18,10 @@ import { outboxEntries, outboxOldestAge } from "../src/OutboxRelay.js"
 import { apiSystem } from "./support/apiSystem.js"
 
 const chromiumPath = "/usr/bin/chromium"
-const screenshotPath = fileURLToPath(new URL("../../../docs/console.png", import.meta.url))
+/** The README's screenshot is rewritten only when asked (`UPDATE_SCREENSHOT=1 pnpm test`): a test run changes no file. */
+const screenshotPath = process.env.UPDATE_SCREENSHOT === "1"
+  ? fileURLToPath(new URL("../../../docs/console.png", import.meta.url))
+  : join(tmpdir(), `orders-console-${process.pid}.png`)
 /** Every wait of the browser's ends by then. */
 const waitMs = 15_000
 const laptop = { width: 1280, height: 800 }
