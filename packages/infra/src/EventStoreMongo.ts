@@ -420,15 +420,12 @@ export const make = (options: MongoOptions) =>
     /** The whole appends among delivered events, as the commits they are: the next ones on their streams need no read. */
     const learn = (events: ReadonlyArray<OrderEventEnvelope>) =>
       Effect.sync(() => {
-        const appends = new Map<string, Array<OrderEventEnvelope>>()
-        for (const event of events) {
-          const range = event.metadata.append
-          if (range === undefined) continue
-          const id = commitId(event.streamId, range.first - 1)
-          appends.set(id, [...(appends.get(id) ?? []), event])
-        }
-        for (const [id, delivered] of appends) {
-          const { first, last } = delivered[0]!.metadata.append!
+        const appends = Arr.groupBy(
+          events.filter((event) => event.metadata.append !== undefined),
+          (event) => commitId(event.streamId, event.metadata.append!.first - 1)
+        )
+        for (const [id, delivered] of Object.entries(appends)) {
+          const { first, last } = delivered[0].metadata.append!
           const inOrder = delivered.sort((a, b) => a.version - b.version)
           const whole = inOrder.length === last - first + 1 && inOrder.every((event, i) => event.version === first + i)
           if (whole && !known.has(id)) {

@@ -21,7 +21,11 @@ import { redactUrl, StartupError, startupRetry } from "./Startup.js"
 
 export interface PgOptions {
   readonly url: Redacted.Redacted
-  /** Client-side bound on one query, for a server that accepts but never answers; 20 seconds unless given. */
+  /**
+   * Client-side bound on one query, for a server that accepts but never
+   * answers: 20 seconds unless given for the read model (`layer`); none for
+   * a bare `sqlLayer` (the operators' commands) unless given.
+   */
   readonly queryTimeout?: Duration.DurationInput
 }
 
