@@ -130,8 +130,13 @@ const settleTimeout = Duration.seconds(10)
 
 const closeTimeout = Duration.seconds(5)
 
-/** At most this many writes of one kind in one round trip, and this many round trips in flight. */
-const writeBatches = { maxBatch: 64, concurrency: 4 }
+/**
+ * At most this many writes of one kind in one round trip, and one round trip
+ * of each kind in flight: what arrives meanwhile goes in the next one. With
+ * four in flight, batches held 1.4 writes on average at 32 clients, and a
+ * create cost FerretDB and its PostgreSQL 1.7 ms of CPU; with one, 1.0 ms.
+ */
+const writeBatches = { maxBatch: 64, concurrency: 1 }
 
 const SERVICE = "MongoDB"
 const DUPLICATE_KEY = 11000
