@@ -15,8 +15,10 @@ import type { ListOptions, OrderReadModelShape } from "@orders/domain/OrderReadM
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { traced } from "@orders/domain/Tracing"
 import type { ConfigError, ParseResult } from "effect"
-import { Config, Duration, Effect, Layer, Predicate, Redacted, Schema } from "effect"
+import type { Array as Arr } from "effect"
+import { Config, Duration, Effect, Exit, Layer, Predicate, Redacted, Schema } from "effect"
 import Pg from "pg"
+import * as GroupCommit from "./GroupCommit.js"
 import { redactUrl, StartupError, startupRetry } from "./Startup.js"
 
 export interface PgOptions {
@@ -213,7 +215,28 @@ const make = (queryTimeout: Duration.Duration) =>
       execute: ({ after, limit }) => sql`${selectOrders} WHERE id > ${after} ORDER BY id LIMIT ${limit}`
     })
 
-    const upsert = SqlSchema.void({ Request: Order, execute: (order) => saveRows(sql, ORDERS, [toRow(order)]) })
+    /*
+     * The projector's concurrent saves share one statement: at most one row per
+     * id (the latest version asked for), in id order, so that two projectors
+     * writing overlapping batches take their row locks in the same order.
+     */
+    const upsert = yield* GroupCommit.make({
+      write: (orders: Arr.NonEmptyReadonlyArray<Order>) => {
+        const latest = new Map<string, Order>()
+        for (const order of orders) {
+          if ((latest.get(order.id)?.version ?? 0) < order.version) latest.set(order.id, order)
+        }
+        const rows = [...latest.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(toRow)
+        return saveRows(sql, ORDERS, rows).pipe(
+          orUnavailable("save", queryTimeout),
+          Effect.exit,
+          Effect.map((outcome) => orders.map(() => Exit.asVoid(outcome)))
+        )
+      },
+      closed: new ServiceUnavailable({ service: SERVICE, message: "save: the read model is closing" }),
+      maxBatch: 128,
+      concurrency: 1
+    })
 
     return {
       get: (id: OrderId) => findById(id).pipe(orUnavailable("get", queryTimeout), traced("OrderReadModelPg.get")),
@@ -222,7 +245,7 @@ const make = (queryTimeout: Duration.Duration) =>
           orUnavailable("list", queryTimeout),
           traced("OrderReadModelPg.list")
         ),
-      save: (order: Order) => upsert(order).pipe(orUnavailable("save", queryTimeout), traced("OrderReadModelPg.save"))
+      save: (order: Order) => upsert(order).pipe(traced("OrderReadModelPg.save"))
     } satisfies OrderReadModelShape
   })
 
@@ -287,7 +310,7 @@ export const sqlLayer = (options: PgOptions): Layer.Layer<SqlClient.SqlClient, S
 /** The read model on the given database, migrated at start-up; each query bounded by `queryTimeout`. */
 export const layer = (options: PgOptions): Layer.Layer<OrderReadModel, StartupError> => {
   const queryTimeout = Duration.decode(options.queryTimeout ?? defaultQueryTimeout)
-  return Layer.effect(OrderReadModel, make(queryTimeout)).pipe(Layer.provide(sqlLayer({ ...options, queryTimeout })))
+  return Layer.scoped(OrderReadModel, make(queryTimeout)).pipe(Layer.provide(sqlLayer({ ...options, queryTimeout })))
 }
 
 /**
