@@ -5,7 +5,7 @@
  * to their end, with the exit code they choose.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, Effect, Exit, Layer, Logger, LogLevel, Option, Ref } from "effect"
+import { Cause, Config, Duration, Effect, Exit, Layer, Logger, LogLevel, Option, Ref } from "effect"
 import { Health, makeHealth } from "./Health.js"
 import { StartupError } from "./Startup.js"
 import { tracingConfig, withTraceIds } from "./Telemetry.js"
@@ -16,13 +16,23 @@ import { Workers, WorkerStopped } from "./Workers.js"
  * To stdout, or to stderr for a command whose stdout is its answer. A record
  * written inside a traced span carries its `traceId` and `spanId`.
  */
+/** How long log records gather before they are written together. */
+const logWindow = Duration.millis(20)
+
 const logging = (to: "stdout" | "stderr") =>
   Effect.gen(function*() {
     const format = yield* Config.literal("logfmt", "json")("LOG_FORMAT").pipe(Config.withDefault("logfmt"))
     const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
     const formatted = withTraceIds(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
-    const logger = to === "stdout" ? Logger.withConsoleLog(formatted) : Logger.withConsoleError(formatted)
-    return Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(level))
+    const stream = to === "stdout" ? process.stdout : process.stderr
+    // One write per window rather than one per record: a write to a pipe is a system call, and with the access
+    // log on, a record per request cost a read of the API about a tenth of its CPU. Flushed when the program ends.
+    const logger = Logger.batched(
+      formatted,
+      logWindow,
+      (records) => Effect.sync(() => stream.write(`${records.join("\n")}\n`))
+    )
+    return Layer.merge(Logger.replaceScoped(Logger.defaultLogger, logger), Logger.minimumLogLevel(level))
   }).pipe(Effect.tapError((error) => Effect.logError(`invalid logging configuration: ${error.message}`)))
 
 const startupFailure = <E>(cause: Cause.Cause<E>) =>

@@ -214,8 +214,14 @@ const seriesOf = <M>(make: (labels: ReadonlyArray<MetricLabel.MetricLabel>) => M
 const requestCounter = seriesOf((labels) => Metric.taggedWithLabels(httpRequests, labels))
 const requestTimer = seriesOf((labels) => Metric.taggedWithLabels(httpRequestDuration, labels))
 
-/** Counts and times each request; a request that never got an answer (the client went away) counts as 499. */
-const measure = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+/**
+ * Counts and times each request, and with `accessLog` logs it: one record
+ * with the method, URL, status and time taken. A request that never got an
+ * answer (the client went away) counts as 499. The record is written here
+ * rather than by the platform's logger middleware, which cost a read of the
+ * API a fifth of its CPU (a log span and an annotation map per request).
+ */
+const measure = (accessLog: boolean) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const { method } = request
     const route = routeLabel(request)
@@ -225,10 +231,22 @@ const measure = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
         Effect.onExit((exit) =>
           Effect.flatMap(Clock.currentTimeNanos, (end) => {
             const status = Exit.isSuccess(exit) ? exit.value.status : Cause.isInterruptedOnly(exit.cause) ? 499 : 500
-            return Effect.zipRight(
+            const seconds = Number(end - start) / 1e9
+            const measured = Effect.zipRight(
               Metric.increment(requestCounter({ method, route, status: String(status) })),
-              Metric.update(requestTimer({ method, route }), Number(end - start) / 1e9)
+              Metric.update(requestTimer({ method, route }), seconds)
             )
+            return accessLog
+              ? Effect.zipRight(
+                measured,
+                Effect.annotateLogs(Effect.logInfo("Sent HTTP response"), {
+                  "http.method": method,
+                  "http.url": request.url,
+                  "http.status": status,
+                  "http.duration_ms": Math.round(seconds * 1e4) / 10
+                })
+              )
+              : measured
           })
         )
       ))
@@ -260,9 +278,7 @@ const serve = Layer.unwrapEffect(
     FiberRef.get(FiberRef.currentTracerEnabled)
   ]).pipe(
     Effect.map(([accessLog, withConsole, tracing]) =>
-      HttpApiBuilder.serve((app) =>
-        withOpsEndpoints(withConsole(correlate(measure(accessLog ? HttpMiddleware.logger(app) : app))))
-      )
+      HttpApiBuilder.serve((app) => withOpsEndpoints(withConsole(correlate(measure(accessLog)(app)))))
         .pipe(
           // A span per request, named after its route, as OpenTelemetry names server spans; none for the operators'
           // probes, nor for the console's files and its lag figures, which it polls; none at all with tracing off,

@@ -122,6 +122,10 @@ layer(apiSystem({ HTTP_ACCESS_LOG: "true" }).pipe(Layer.provide(CapturedLogs)), 
         })
         const [access] = records.filter((record) => String(record.message).includes("Sent HTTP response"))
         expect(access).toMatchObject({
+          "http.method": "POST",
+          "http.url": "/",
+          "http.status": 201,
+          "http.duration_ms": expect.any(Number),
           correlationId: "caller-7",
           traceId: expect.stringMatching(/^[0-9a-f]{32}$/),
           spanId: expect.stringMatching(/^[0-9a-f]{16}$/)
