@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Array, Cause, DateTime, Duration, Effect, Exit, Metric, Option, Schedule, Schema } from "effect"
+import { Array, Cause, DateTime, Duration, Effect, Exit, FiberSet, Metric, Option, Schedule, Schema } from "effect"
 import { currentTraceparent, EventBus } from "./EventBus.js"
 import { EventStore } from "./EventStore.js"
 import type { Order } from "./Order.js"
@@ -172,15 +172,18 @@ const mayBeStale: ReadonlySet<string> = new Set([
 ])
 
 export class CommandHandler extends Effect.Service<CommandHandler>()("orders/CommandHandler", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const store = yield* EventStore
     const bus = yield* EventBus
+    const marking = yield* FiberSet.make<void>()
 
     /**
      * Publishing is best effort here: the events are already durable in the
      * outbox, and the relay republishes whatever is not marked. So a command
      * waits for the bus only briefly: a broker that hangs must not hang the API.
-     * Only what the bus acknowledged is marked.
+     * Only what the bus acknowledged is marked, and the command does not wait
+     * for the mark: a mark that never lands costs a duplicate publish, which
+     * every consumer absorbs, and a store may gather marks for a while.
      */
     const publish = (events: Array.NonEmptyReadonlyArray<OrderEventEnvelope>) =>
       bus.publish(events).pipe(
@@ -188,7 +191,16 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
           duration: publishTimeout,
           onTimeout: () => `no answer from the bus within ${Duration.format(publishTimeout)}`
         }),
-        Effect.zipRight(store.markPublished(events)),
+        Effect.zipRight(
+          FiberSet.run(
+            marking,
+            store.markPublished(events).pipe(
+              Effect.catchAll((error) =>
+                Effect.logWarning("marking published failed; the outbox relay will publish again", error)
+              )
+            )
+          )
+        ),
         Effect.catchAll((error) => Effect.logWarning("publish failed; the outbox relay will retry", error)),
         traced("CommandHandler.publish")
       )

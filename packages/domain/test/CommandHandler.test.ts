@@ -24,8 +24,10 @@ const busThat = (publish: EventBus.EventBusShape["publish"]) =>
     subscribeDeadLetters: () => Effect.fail(down)
   })
 
+/** The versions of the order still in the outbox, once the marks the handler left running have had their turn. */
 const pendingVersions = (orderId: string) =>
-  EventStore.EventStore.pipe(
+  Effect.repeatN(Effect.yieldNow(), 20).pipe(
+    Effect.zipRight(EventStore.EventStore),
     Effect.flatMap((store) => store.unpublished(100)),
     Effect.map((events) => events.filter((event) => event.streamId === orderId).map((event) => event.version))
   )

@@ -130,6 +130,9 @@ const settleTimeout = Duration.seconds(10)
 
 const closeTimeout = Duration.seconds(5)
 
+/** How long marker deletes gather before they go, in one command. */
+const markerDeleteLinger = Duration.millis(50)
+
 /**
  * At most this many writes of one kind in one round trip, and one round trip
  * of each kind in flight: what arrives meanwhile goes in the next one. With
@@ -385,18 +388,18 @@ export const make = (options: MongoOptions) =>
       ...writeBatches
     })
     const deleteMarkers = yield* GroupCommit.make({
-      // One delete statement per marker, by `_id`, in one command: FerretDB reads the whole outbox back to answer
-      // an `$in`, and hands an `_id` equality down to PostgreSQL (its CPU per process request 3.8-4.3 -> 2.6-2.7 ms).
+      // One `$in` per batch. FerretDB answers it with one read of the whole outbox, which holds only what is in
+      // flight, and one delete; a `deleteOne` per marker cost it a scan of the outbox and a delete for each.
       write: (idLists: Arr.NonEmptyReadonlyArray<ReadonlyArray<string>>) =>
-        attempt("markPublished", () =>
-          outbox.bulkWrite(idLists.flat().map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false })).pipe(
-            Effect.exit,
-            Effect.map((outcome) =>
-              idLists.map(() => Exit.asVoid(outcome))
-            )
-          ),
+        attempt("markPublished", () => outbox.deleteMany({ _id: { $in: idLists.flat() } })).pipe(
+          Effect.exit,
+          Effect.map((outcome) => idLists.map(() => Exit.asVoid(outcome)))
+        ),
       closed: closing("markPublished"),
-      ...writeBatches
+      // Nobody waits on a marker's removal (the command handler does not): deletes gather for a while.
+      maxBatch: 512,
+      concurrency: 1,
+      linger: markerDeleteLinger
     })
 
     /**

@@ -12,7 +12,10 @@
  *
  * @since 0.1.0
  */
-import { Array as Arr, Chunk, Deferred, Effect, Exit, Queue } from "effect"
+import type { Duration } from "effect"
+import { Array as Arr, Chunk, Clock, Deferred, Effect, Exit, Queue } from "effect"
+
+const realClock = Clock.make()
 
 export interface GroupCommitOptions<A, B, E> {
   /** Writes one batch; its answer holds one outcome per item, in order. It must not fail as a whole: say so per item. */
@@ -20,6 +23,12 @@ export interface GroupCommitOptions<A, B, E> {
   readonly maxBatch: number
   /** How many batches may be in flight at once. */
   readonly concurrency: number
+  /**
+   * How long a batch waits for more items after its first, for writes whose
+   * callers can wait (default none: a lone write leaves at once). On the real
+   * clock: it is a window for batching, not a time of the program's.
+   */
+  readonly linger?: Duration.Duration
   /** What a caller gets when the scope closes before its write was answered: the write may or may not have landed. */
   readonly closed: E
 }
@@ -43,9 +52,21 @@ export const make = <A, B, E>(options: GroupCommitOptions<A, B, E>) =>
             : Exit.failCause(outcomes.cause)
         ), { discard: true })
 
+    const { linger } = options
+    /** The rest of a batch, after its linger; not interruptible, so that nothing taken goes unanswered. */
+    const lingerFor = (first: Chunk.Chunk<readonly [A, Deferred.Deferred<B, E>]>) =>
+      linger === undefined || first.length >= options.maxBatch
+        ? Effect.succeed(first)
+        : Effect.sleep(linger).pipe(
+          Effect.withClock(realClock),
+          Effect.zipRight(Queue.takeUpTo(queue, options.maxBatch - first.length)),
+          Effect.map((rest) => Chunk.appendAll(first, rest))
+        )
+
     // Once a batch is taken, its callers are answered whatever happens to the write: nobody waits forever.
     const writeNextBatch = Effect.uninterruptibleMask((restore) =>
       restore(Queue.takeBetween(queue, 1, options.maxBatch)).pipe(
+        Effect.flatMap(lingerFor),
         Effect.flatMap((taken) => {
           const batch = Chunk.toReadonlyArray(taken) as Arr.NonEmptyReadonlyArray<readonly [A, Deferred.Deferred<B, E>]>
           return restore(options.write(Arr.map(batch, ([item]) => item))).pipe(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Array as Arr } from "effect"
-import { Deferred, Effect, Either, Exit, Fiber, Scope } from "effect"
+import { Deferred, Duration, Effect, Either, Exit, Fiber, Scope } from "effect"
 import * as GroupCommit from "../src/GroupCommit.js"
 
 /** A writer whose batches wait for `release`, recording what each held. */
@@ -42,6 +42,26 @@ describe("GroupCommit", () => {
       // A lone write leaves at once; the others gathered meanwhile, at most three a batch.
       expect(batches).toEqual([[0], [1, 2, 3], [4, 5]])
     }))
+
+  it.live("with a linger, waits that long after a batch's first write for more", () =>
+    Effect.gen(function*() {
+      const batches: Array<ReadonlyArray<number>> = []
+      const submit = yield* GroupCommit.make({
+        write: (items: Arr.NonEmptyReadonlyArray<number>) =>
+          Effect.sync(() => batches.push(items)).pipe(Effect.as(items.map(Exit.succeed))),
+        maxBatch: 3,
+        concurrency: 1,
+        closed: "closed",
+        linger: Duration.millis(100)
+      })
+      const first = yield* Effect.fork(submit(0))
+      yield* Effect.sleep(Duration.millis(20))
+      expect(batches).toEqual([])
+      const later = yield* Effect.forEach([1, 2, 3], (item) => Effect.fork(submit(item)))
+      expect(yield* Effect.forEach([first, ...later], Fiber.join)).toEqual([0, 1, 2, 3])
+      // The first batch took what came within its linger, up to its size; the rest went after a linger of its own.
+      expect(batches).toEqual([[0, 1, 2], [3]])
+    }).pipe(Effect.scoped))
 
   it.scoped("answers every caller of a batch whose write died, and keeps writing the next ones", () =>
     Effect.gen(function*() {
