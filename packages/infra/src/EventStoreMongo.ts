@@ -516,10 +516,11 @@ export const make = (options: MongoOptions) =>
     const append = Effect.fnUntraced(
       function*(streamId: OrderId, expectedVersion: number, events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>) {
         yield* assertContiguous(streamId, expectedVersion, events)
-        const conflict = ConcurrencyConflict.of(streamId, expectedVersion)
+        // Made only when needed: an error captures a stack trace, which every append paid for.
+        const conflict = () => ConcurrencyConflict.of(streamId, expectedVersion)
         // Commits are immutable, so this check cannot go stale; the unique commit `_id` decides the race.
         if (expectedVersion > 0 && !(yield* isHead(streamId, expectedVersion))) {
-          return yield* Effect.fail(conflict)
+          return yield* Effect.fail(conflict())
         }
         const _id = commitId(streamId, expectedVersion)
         const now = yield* Clock.currentTimeMillis
@@ -536,7 +537,7 @@ export const make = (options: MongoOptions) =>
         if (!(yield* insertMarker(marker))) {
           // Another append's marker, maybe an orphan: it covers whichever commit lands at `_id`, ours included.
           if ((yield* commitAt(streamId, expectedVersion)) !== null) {
-            return yield* Effect.fail(conflict)
+            return yield* Effect.fail(conflict())
           }
           // The relay may have put it off as an orphan; our commit is due like a fresh one.
           yield* attempt("append", () =>
@@ -548,7 +549,7 @@ export const make = (options: MongoOptions) =>
           // The answer was lost, maybe not the write.
           Effect.catchTag("ServiceUnavailable", () => settle(document, events))
         )
-        if (!inserted) return yield* Effect.fail(conflict)
+        if (!inserted) return yield* Effect.fail(conflict())
         remember({ streamId, previous: expectedVersion, version, events })
       },
       Effect.uninterruptible,
