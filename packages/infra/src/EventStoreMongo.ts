@@ -517,7 +517,8 @@ export const make = (options: MongoOptions) =>
       function*(streamId: OrderId, expectedVersion: number, events: Arr.NonEmptyReadonlyArray<OrderEventEnvelope>) {
         yield* assertContiguous(streamId, expectedVersion, events)
         // Made only when needed: an error captures a stack trace, which every append paid for.
-        const conflict = () => ConcurrencyConflict.of(streamId, expectedVersion)
+        const conflict = () =>
+          ConcurrencyConflict.of(streamId, expectedVersion)
         // Commits are immutable, so this check cannot go stale; the unique commit `_id` decides the race.
         if (expectedVersion > 0 && !(yield* isHead(streamId, expectedVersion))) {
           return yield* Effect.fail(conflict())
@@ -540,8 +541,7 @@ export const make = (options: MongoOptions) =>
             return yield* Effect.fail(conflict())
           }
           // The relay may have put it off as an orphan; our commit is due like a fresh one.
-          yield* attempt("append", () =>
-            outbox.updateOne({ _id }, { $min: { due }, $set: { misses: 0 } }))
+          yield* attempt("append", () => outbox.updateOne({ _id }, { $min: { due }, $set: { misses: 0 } }))
         }
         const version = expectedVersion + events.length
         const document = { _id, streamId, previous: expectedVersion, version, events: events.map(encodeEvent) }
