@@ -11,13 +11,14 @@ import { StartupError } from "./Startup.js"
 import { tracingConfig, withTraceIds } from "./Telemetry.js"
 import { Workers, WorkerStopped } from "./Workers.js"
 
+/** How long log records gather before they are written together. */
+const logWindow = Duration.millis(20)
+
 /**
  * `LOG_FORMAT`: `logfmt` (default) or `json`, one record per line either way; `LOG_LEVEL`: default `Info`.
  * To stdout, or to stderr for a command whose stdout is its answer. A record
  * written inside a traced span carries its `traceId` and `spanId`.
  */
-/** How long log records gather before they are written together. */
-const logWindow = Duration.millis(20)
 
 const logging = (to: "stdout" | "stderr") =>
   Effect.gen(function*() {
@@ -25,8 +26,8 @@ const logging = (to: "stdout" | "stderr") =>
     const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
     const formatted = withTraceIds(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
     const stream = to === "stdout" ? process.stdout : process.stderr
-    // One write per window rather than one per record: a write to a pipe is a system call, and with the access
-    // log on, a record per request cost a read of the API about a tenth of its CPU. Flushed when the program ends.
+    // One write per window rather than one per record (each a system call, with the access log on one per
+    // request); what is still gathered is written when the program ends, and lost only to a SIGKILL.
     const logger = Logger.batched(
       formatted,
       logWindow,
