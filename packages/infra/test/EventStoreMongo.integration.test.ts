@@ -292,6 +292,22 @@ describe("EventStoreMongo", () => {
       expect(yield* api.readKnown(orderId)).toEqual([created, requested])
     }))
 
+  it.scoped("remembers the commits it used last, and forgets the others first", () =>
+    Effect.gen(function*() {
+      const database = yield* freshMongoDatabase
+      const store = yield* EventStoreMongo.make({ uri: mongoUri, database, knownCommits: 2 })
+      const [first, second, third] = [uniqueOrderId(), uniqueOrderId(), uniqueOrderId()]
+      const [created] = lifecycle(first)
+      yield* store.append(first, 0, [created!])
+      yield* store.append(second, 0, [lifecycle(second)[0]!])
+      expect(yield* store.readKnown(first)).toEqual([created])
+      yield* store.append(third, 0, [lifecycle(third)[0]!])
+      // Gone from the server: only what the store remembers answers now.
+      yield* withMongo((client) => client.db(database).collection(EventStoreMongo.COMMITS).deleteMany({}))
+      expect(yield* store.readKnown(first)).toEqual([created])
+      expect(yield* store.readKnown(second)).toEqual([])
+    }))
+
   it.scoped("goes on over the marker of a writer that died before its commit; the marker covers the commit that lands", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
