@@ -104,7 +104,8 @@ const unknownRoute = (request: HttpServerRequest.HttpServerRequest) => {
 const renderErrors = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<never, R> =>
   Effect.catchAllCause(app, (cause: Cause.Cause<unknown>) =>
     Effect.gen(function*() {
-      if (Cause.isInterruptedOnly(cause)) return yield* Effect.interrupt
+      // As it came: the platform tells a client that went away (499) by who interrupted.
+      if (Cause.isInterruptedOnly(cause)) return yield* Effect.failCause(cause as Cause.Cause<never>)
       const request = yield* HttpServerRequest.HttpServerRequest
       const failure = Cause.failureOption(cause)
       if (Option.isSome(failure)) {
@@ -232,7 +233,12 @@ const measure = (accessLog: boolean) => <E, R>(app: HttpApp.Default<E, R>): Http
         Effect.zipRight(app),
         Effect.onExit((exit) =>
           Effect.flatMap(Clock.currentTimeNanos, (end) => {
-            const status = Exit.isSuccess(exit) ? exit.value.status : Cause.isInterruptedOnly(exit.cause) ? 499 : 500
+            // A failure here is the platform's answer to an interruption: 499 when the client went away.
+            const status = Exit.isSuccess(exit)
+              ? exit.value.status
+              : Cause.isInterruptedOnly(exit.cause)
+              ? 499
+              : HttpServerError.exitResponse(exit).status
             const seconds = Number(end - start) / 1e9
             const measured = Effect.zipRight(
               Metric.increment(requestCounter({ method, route, status: String(status) })),

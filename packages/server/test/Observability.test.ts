@@ -14,7 +14,7 @@ import { withTraceIds } from "@orders/infra/Telemetry"
 import type { Tracer } from "effect"
 import { Duration, Effect, Fiber, HashMap, Layer, Logger, Metric, Option, Ref } from "effect"
 import { backlogLoop, makeRelay, outboxEntries, outboxOldestAge, relayedEvents } from "../src/OutboxRelay.js"
-import { apiSystem, create, get, post, send } from "./support/apiSystem.js"
+import { apiSystem, create, get, post, raw, send } from "./support/apiSystem.js"
 
 /** The value of the series `series` (its name and labels, as written) in a Prometheus text, 0 when absent. */
 const sample = (text: string, series: string) => {
@@ -52,6 +52,24 @@ layer(apiSystem(), { excludeTestServices: true })("the server's operators' endpo
       expect(sample(after, "orders_http_requests_total{method=\"GET\",route=\"/:id\",status=\"200\"}")).toBe(
         sample(before, "orders_http_requests_total{method=\"GET\",route=\"/:id\",status=\"200\"}")
       )
+    }))
+
+  it.effect("count a request whose client went away as 499, not as a server failure", () =>
+    Effect.gen(function*() {
+      const gone = "orders_http_requests_total{method=\"POST\",route=\"/\",status=\"499\"}"
+      const failed = "orders_http_requests_total{method=\"POST\",route=\"/\",status=\"500\"}"
+      const before = yield* scrape
+      // A body that never ends, and a client that stops waiting for the answer.
+      const hungUp = yield* Effect.flip(
+        raw(
+          "POST / HTTP/1.1\nHost: test\nContent-Type: application/json\nContent-Length: 100\n",
+          "{\"id\":",
+          Duration.millis(200)
+        )
+      )
+      expect(hungUp.message).toContain("no answer")
+      const after = yield* waitFor(scrape, (text) => sample(text, gone) > sample(before, gone), Duration.seconds(3))
+      expect(sample(after, failed)).toBe(sample(before, failed))
     }))
 
   it.effect("serve the projection lag once the projector wrote an order", () =>
