@@ -15,8 +15,7 @@ import type { ListOptions, OrderReadModelShape } from "@orders/domain/OrderReadM
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { traced } from "@orders/domain/Tracing"
 import type { ConfigError, ParseResult } from "effect"
-import type { Array as Arr } from "effect"
-import { Config, Duration, Effect, Exit, Layer, Predicate, Redacted, Schema } from "effect"
+import { Array as Arr, Config, Duration, Effect, Exit, Layer, Option, Predicate, Redacted, Schema } from "effect"
 import Pg from "pg"
 import * as GroupCommit from "./GroupCommit.js"
 import { redactUrl, StartupError, startupRetry } from "./Startup.js"
@@ -202,10 +201,31 @@ const make = (queryTimeout: Duration.Duration) =>
      */
     const selectOrders = sql`SELECT id, name, status, version, failure_reason, failure_code FROM ${sql(ORDERS)}`
 
-    const findById = SqlSchema.findOne({
-      Request: Schema.String,
+    const findByIds = SqlSchema.findAll({
+      Request: Schema.Array(Schema.String),
       Result: OrderFromRow,
-      execute: (id) => sql`${selectOrders} WHERE id = ${id}`
+      execute: (ids) => sql`${selectOrders} WHERE id = ANY(${ids})`
+    })
+
+    /*
+     * Concurrent reads share one query, as the saves share one statement: a
+     * read waits at most for the query in flight, and its own starts after it
+     * was asked for, so that it sees every write answered before.
+     */
+    const lookup = yield* GroupCommit.make({
+      write: (ids: Arr.NonEmptyReadonlyArray<OrderId>) =>
+        findByIds(Arr.dedupe(ids)).pipe(
+          orUnavailable("get", queryTimeout),
+          Effect.exit,
+          Effect.map((outcome) => {
+            if (Exit.isFailure(outcome)) return ids.map(() => Exit.failCause(outcome.cause))
+            const found = new Map(outcome.value.map((order) => [order.id, order]))
+            return ids.map((id) => Exit.succeed(Option.fromNullable(found.get(id))))
+          })
+        ),
+      closed: new ServiceUnavailable({ service: SERVICE, message: "get: the read model is closing" }),
+      maxBatch: 128,
+      concurrency: 1
     })
 
     // Every id is non-empty, so '' sorts before all of them under COLLATE "C".
@@ -239,7 +259,7 @@ const make = (queryTimeout: Duration.Duration) =>
     })
 
     return {
-      get: (id: OrderId) => findById(id).pipe(orUnavailable("get", queryTimeout), traced("OrderReadModelPg.get")),
+      get: (id: OrderId) => lookup(id).pipe(traced("OrderReadModelPg.get")),
       list: ({ after, limit }: ListOptions) =>
         findPage({ after: after ?? "", limit: Math.max(0, Math.floor(limit)) }).pipe(
           orUnavailable("list", queryTimeout),

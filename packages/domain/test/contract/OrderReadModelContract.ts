@@ -31,6 +31,19 @@ export const orderReadModelContract = <E>(name: string, readModelLayer: Layer.La
         expect(yield* readModel.get(failed.id)).toEqual(Option.some(failed))
       }))
 
+    it.effect("answers concurrent gets each with its own order, the same one twice, and nothing for unknown ones", () =>
+      Effect.gen(function*() {
+        const readModel = yield* OrderReadModel
+        const orders = Array.from(
+          { length: 20 },
+          (_, i) => Order.make({ id: uniqueOrderId(), name: `order ${i}`, status: "new", version: i + 1 })
+        )
+        yield* Effect.forEach(orders, readModel.save, { discard: true })
+        const asked = [...orders.map((order) => order.id), orders[0]!.id, uniqueOrderId()]
+        const answers = yield* Effect.forEach(asked, readModel.get, { concurrency: "unbounded" })
+        expect(answers).toEqual([...orders.map(Option.some), Option.some(orders[0]!), Option.none()])
+      }))
+
     it.effect("never replaces a row with an older or equal version", () =>
       Effect.gen(function*() {
         const readModel = yield* OrderReadModel
