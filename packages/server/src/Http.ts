@@ -5,7 +5,6 @@
  * (`/console`), on Node's http server.
  */
 import {
-  Headers,
   HttpApiBuilder,
   HttpApiError,
   HttpApiSwagger,
@@ -31,6 +30,7 @@ import {
   Effect,
   Exit,
   FiberRef,
+  HashMap,
   Layer,
   Metric,
   MetricBoundaries,
@@ -43,6 +43,7 @@ import { createServer } from "node:http"
 import { gzipSync } from "node:zlib"
 import { ApiAccess, wwwAuthenticate } from "./Auth.js"
 import { isConsoleRequest, makeConsole } from "./Console.js"
+import { correlationIdOf, currentCorrelationId } from "./Correlation.js"
 import { completeDocument, DocumentPaths, MaxBodyBytes, OrdersApi, Problems } from "./OrdersApi.js"
 import { OrdersHandlers } from "./OrdersHandlers.js"
 import type { PayloadTooLarge } from "./ProblemDetails.js"
@@ -262,21 +263,19 @@ const measure = (accessLog: boolean) => <E, R>(app: HttpApp.Default<E, R>): Http
 
 /**
  * Every request gets a correlation id: the caller's `x-correlation-id`, else a
- * fresh one, set on the request so that the handlers carry it on the events,
- * and on every log record of the request.
+ * fresh one, which the handlers carry on the events, and every log record of
+ * the request. Set, not scoped: each request runs in a fiber of its own.
  */
 const correlate = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const given = request.headers["x-correlation-id"]?.slice(0, 200)
-    const correlationId = given || crypto.randomUUID()
-    const correlated = given
-      ? app
-      : Effect.provideService(
-        app,
-        HttpServerRequest.HttpServerRequest,
-        request.modify({ headers: Headers.set(request.headers, "x-correlation-id", correlationId) })
-      )
-    return Effect.annotateLogs(correlated, "correlationId", correlationId)
+    const correlationId = correlationIdOf(request.headers["x-correlation-id"])
+    return Effect.zipRight(
+      Effect.zipRight(
+        FiberRef.set(currentCorrelationId, correlationId),
+        FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set<string, unknown>("correlationId", correlationId))
+      ),
+      app
+    )
   })
 
 const serve = Layer.unwrapEffect(

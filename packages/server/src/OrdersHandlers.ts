@@ -2,7 +2,7 @@
  * The Orders API's handlers: commands go to the command handler, queries to
  * the read model, history (`/:id/events`, `?at=`) to the event store.
  */
-import { HttpApiBuilder, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpApp, HttpServerResponse } from "@effect/platform"
 import type { CommandOptions } from "@orders/domain/CommandHandler"
 import { CommandHandler } from "@orders/domain/CommandHandler"
 import { EventStore } from "@orders/domain/EventStore"
@@ -14,7 +14,8 @@ import { OrderNotFound } from "@orders/domain/OrderError"
 import { EventMetadata } from "@orders/domain/OrderEvent"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { trusted } from "@orders/domain/Trusted"
-import { Effect, Option } from "effect"
+import { Effect, FiberRef, Option } from "effect"
+import { correlationIdOf, currentCorrelationId } from "./Correlation.js"
 import { CreateOrderRequest, etag, ifMatchVersion, MaxPageSize, OrdersApi, OrderVersionNotFound } from "./OrdersApi.js"
 import { BodyTimeout, readJson, requireNoBody } from "./RequestBody.js"
 
@@ -23,8 +24,8 @@ import { BodyTimeout, readJson, requireNoBody } from "./RequestBody.js"
  * starts the causal chain; its idempotency key, if any, goes with the events.
  */
 const requestMetadata = (idempotencyKey: string | undefined) =>
-  Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
-    const correlationId = request.headers["x-correlation-id"]?.slice(0, 200) || crypto.randomUUID()
+  Effect.map(FiberRef.get(currentCorrelationId), (given) => {
+    const correlationId = given ?? correlationIdOf(undefined)
     return EventMetadata.make(
       { correlationId, causationId: correlationId, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
       trusted

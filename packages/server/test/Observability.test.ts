@@ -149,6 +149,16 @@ layer(apiSystem({ HTTP_ACCESS_LOG: "true" }).pipe(Layer.provide(CapturedLogs)), 
           spanId: expect.stringMatching(/^[0-9a-f]{16}$/)
         })
       }))
+
+    it.effect("carry the correlation id the server made up on the request's events too", () =>
+      Effect.gen(function*() {
+        records.length = 0
+        yield* create({ id: "made-up", name: "book" })
+        const [access] = records.filter((record) => String(record.message).includes("Sent HTTP response"))
+        const [created] = yield* Effect.flatMap(EventStore.EventStore, (store) => store.read(OrderId.make("made-up")))
+        expect(access?.correlationId).toMatch(/^[0-9a-f-]{36}$/)
+        expect(created?.metadata.correlationId).toBe(access?.correlationId)
+      }))
   }
 )
 
