@@ -123,6 +123,9 @@ const earlierResult = (
 /** How long a command waits for the bus before leaving its events to the outbox relay. */
 export const publishTimeout = Duration.seconds(2)
 
+/** How long a stopping command handler waits for the marks it started to land. */
+export const marksDrainTimeout = Duration.seconds(2)
+
 /**
  * A writer that lost a race decides again on the fresh state: a second
  * creation then answers "already exists", a second processing request
@@ -176,6 +179,11 @@ export class CommandHandler extends Effect.Service<CommandHandler>()("orders/Com
     const store = yield* EventStore
     const bus = yield* EventBus
     const marking = yield* FiberSet.make<void>()
+    // Added after the set, so run before it interrupts what is left: a mark cut short leaves its events
+    // in the outbox, and the relay of the next run publishes them again.
+    yield* Effect.addFinalizer(() =>
+      FiberSet.awaitEmpty(marking).pipe(Effect.interruptible, Effect.timeoutOption(marksDrainTimeout))
+    )
 
     /**
      * Publishing is best effort here: the events are already durable in the

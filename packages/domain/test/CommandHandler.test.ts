@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, FastCheck, Fiber, Layer, Ref, TestClock } from "effect"
-import { CommandHandler, publishTimeout } from "../src/CommandHandler.js"
+import { Context, Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Ref, Scope, TestClock } from "effect"
+import { CommandHandler, marksDrainTimeout, publishTimeout } from "../src/CommandHandler.js"
 import * as EventBus from "../src/EventBus.js"
 import * as EventStore from "../src/EventStore.js"
 import { fold, toOrder } from "../src/Order.js"
@@ -120,6 +120,44 @@ describe("CommandHandler", () => {
         )
       ))
     })))))
+
+  it.live("lets the marks it started land when it stops: the next run publishes nothing again", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.makeMemory({ grace: Duration.zero })
+      const slowMarks: EventStore.EventStoreShape = {
+        ...store,
+        markPublished: (events) => Effect.delay(store.markPublished(events), Duration.millis(50))
+      }
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(CommandHandler.Default, scope).pipe(
+        Effect.provideService(EventStore.EventStore, slowMarks),
+        Effect.provideService(EventBus.EventBus, yield* EventBus.makeMemory())
+      )
+      const orderId = uniqueOrderId()
+      yield* Context.get(context, CommandHandler).handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+      yield* Scope.close(scope, Exit.void)
+      const pending = yield* store.unpublished(100)
+      expect(pending.filter((event) => event.streamId === orderId)).toEqual([])
+    }))
+
+  it.effect("stops within its bound when a mark never lands, leaving the event to the relay", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.makeMemory({ grace: Duration.zero })
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(CommandHandler.Default, scope).pipe(
+        Effect.provideService(EventStore.EventStore, { ...store, markPublished: () => Effect.never }),
+        Effect.provideService(EventBus.EventBus, yield* EventBus.makeMemory())
+      )
+      const orderId = uniqueOrderId()
+      yield* Context.get(context, CommandHandler).handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+      const stopping = yield* Effect.fork(Scope.close(scope, Exit.void))
+      // The stop reaches its wait first.
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      yield* TestClock.adjust(marksDrainTimeout)
+      yield* Fiber.join(stopping)
+      const pending = yield* store.unpublished(100)
+      expect(pending.filter((event) => event.streamId === orderId).map((event) => event.version)).toEqual([1])
+    }))
 
   it.effect("refuses to decide on a read that does not yet show the event that caused the command", () =>
     Effect.gen(function*() {
