@@ -734,11 +734,15 @@ export const connectionConfig: Config.Config<MongoOptions> = Config.redacted("MO
   })
 )
 
-/** `connectionConfig`, and `OUTBOX_RELAY_GRACE` (default 5 seconds). */
+/** `connectionConfig`, `OUTBOX_RELAY_GRACE` (default 5 seconds) and `EVENT_STORE_KNOWN_COMMITS` (default `knownCommits`). */
 export const optionsConfig: Config.Config<MongoOptions> = Config.all({
   connection: connectionConfig,
-  grace: Config.duration("OUTBOX_RELAY_GRACE").pipe(Config.withDefault(defaultGrace))
-}).pipe(Config.map(({ connection, grace }) => ({ ...connection, grace })))
+  grace: Config.duration("OUTBOX_RELAY_GRACE").pipe(Config.withDefault(defaultGrace)),
+  knownCommits: Config.integer("EVENT_STORE_KNOWN_COMMITS").pipe(
+    Config.withDefault(knownCommits),
+    Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 })
+  )
+}).pipe(Config.map(({ connection, ...options }) => ({ ...connection, ...options })))
 
 export const layerConfig: Layer.Layer<EventStore, StartupError | ConfigError.ConfigError> = Layer.unwrapEffect(
   Effect.map(optionsConfig, layer)

@@ -292,6 +292,17 @@ describe("EventStoreMongo", () => {
       expect(yield* api.readKnown(orderId)).toEqual([created, requested])
     }))
 
+  it("takes how many commits it remembers from EVENT_STORE_KNOWN_COMMITS, and refuses a negative count", () => {
+    const read = (value: string) =>
+      Effect.runSync(Effect.either(
+        EventStoreMongo.optionsConfig.pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["EVENT_STORE_KNOWN_COMMITS", value]])))
+        )
+      ))
+    expect(Either.map(read("2"), (options) => options.knownCommits)).toEqual(Either.right(2))
+    expect(Either.isLeft(read("-1"))).toBe(true)
+  })
+
   it.scoped("remembers the commits it used last, and forgets the others first", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
