@@ -201,7 +201,8 @@ export const printReport = (report: Report) => {
       `load average ${m.loadAverage.map((n) => n.toFixed(2)).join(" ")} at the start`,
     `node ${report.versions.node}, commit ${report.versions.commit.slice(0, 10)}` +
       (report.versions.uncommittedFiles > 0 ? ` + ${report.versions.uncommittedFiles} changed files` : "") +
-      `; ${s.warmupSeconds} s warm-up + ${s.seconds} s per step; run took ${number(report.seconds)} s`
+      `; ${s.warmupSeconds} s warm-up + ${s.seconds} s per step; access log ${s.accessLog ? "on" : "off"}; ` +
+      `run took ${number(report.seconds)} s`
   )
   if (report.floors.length > 0) {
     lines.push("", row([["floor", -50], ["conc", 5], ["ops/s", 9], ["p50 ms", 8], ["p99 ms", 8], ["failed", 7]]))

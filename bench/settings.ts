@@ -41,7 +41,9 @@ export const Settings = Config.all({
   url: Config.option(Config.string("BENCH_URL")),
   serverPid: Config.option(Config.integer("BENCH_SERVER_PID")),
   /** The processor's simulated work: short, so that processing keeps up with the load. */
-  processingDelay: Config.string("PROCESSING_DELAY").pipe(Config.withDefault("1 millis"))
+  processingDelay: Config.string("PROCESSING_DELAY").pipe(Config.withDefault("1 millis")),
+  /** The server's access log, on as the product ships (the test harness turns it off). */
+  accessLog: Config.boolean("HTTP_ACCESS_LOG").pipe(Config.withDefault(true))
 })
 
 export type Settings = Config.Config.Success<typeof Settings>

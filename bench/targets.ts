@@ -54,7 +54,8 @@ const embedded = (settings: Settings) =>
     const port = yield* Effect.promise(freePort)
     const server = yield* startBenchProgram("server/src/bin/embedded.ts", {
       PORT: String(port),
-      PROCESSING_DELAY: settings.processingDelay
+      PROCESSING_DELAY: settings.processingDelay,
+      HTTP_ACCESS_LOG: String(settings.accessLog)
     })
     yield* ready(server, "Listening on")
     return {
@@ -86,7 +87,11 @@ const native = (settings: Settings) =>
     const stack = yield* freshStack
     // Released after the programs stop, before the stores are dropped.
     yield* Effect.addFinalizer(() => quiet(stack.database))
-    const env = { ...stack.env, PROCESSING_DELAY: settings.processingDelay }
+    const env = {
+      ...stack.env,
+      PROCESSING_DELAY: settings.processingDelay,
+      HTTP_ACCESS_LOG: String(settings.accessLog)
+    }
     const port = yield* Effect.promise(freePort)
     const server = yield* startBenchProgram("server/src/bin/server.ts", { ...env, PORT: String(port) })
     yield* ready(yield* startBenchProgram("processor/src/bin/processor.ts", env), "processor consuming")
