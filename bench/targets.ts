@@ -49,13 +49,18 @@ export const ready = (program: RunningProgram, line: string) =>
 
 const localUrl = (port: number) => `http://127.0.0.1:${port}`
 
+/** What the bench sets in every program it starts. */
+const programSettings = (settings: Settings) => ({
+  PROCESSING_DELAY: settings.processingDelay,
+  HTTP_ACCESS_LOG: String(settings.accessLog)
+})
+
 const embedded = (settings: Settings) =>
   Effect.gen(function*() {
     const port = yield* Effect.promise(freePort)
     const server = yield* startBenchProgram("server/src/bin/embedded.ts", {
-      PORT: String(port),
-      PROCESSING_DELAY: settings.processingDelay,
-      HTTP_ACCESS_LOG: String(settings.accessLog)
+      ...programSettings(settings),
+      PORT: String(port)
     })
     yield* ready(server, "Listening on")
     return {
@@ -87,11 +92,7 @@ const native = (settings: Settings) =>
     const stack = yield* freshStack
     // Released after the programs stop, before the stores are dropped.
     yield* Effect.addFinalizer(() => quiet(stack.database))
-    const env = {
-      ...stack.env,
-      PROCESSING_DELAY: settings.processingDelay,
-      HTTP_ACCESS_LOG: String(settings.accessLog)
-    }
+    const env = { ...stack.env, ...programSettings(settings) }
     const port = yield* Effect.promise(freePort)
     const server = yield* startBenchProgram("server/src/bin/server.ts", { ...env, PORT: String(port) })
     yield* ready(yield* startBenchProgram("processor/src/bin/processor.ts", env), "processor consuming")

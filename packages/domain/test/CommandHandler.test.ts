@@ -32,6 +32,19 @@ const pendingVersions = (orderId: string) =>
     Effect.map((events) => events.filter((event) => event.streamId === orderId).map((event) => event.version))
   )
 
+/** A command handler on `store` in a scope of its own, which has created an order: the test closes the scope. */
+const createInOwnScope = (store: EventStore.EventStoreShape) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(CommandHandler.Default, scope).pipe(
+      Effect.provideService(EventStore.EventStore, store),
+      Effect.provideService(EventBus.EventBus, yield* EventBus.makeMemory())
+    )
+    const orderId = uniqueOrderId()
+    yield* Context.get(context, CommandHandler).handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+    return { orderId, scope }
+  })
+
 describe("CommandHandler", () => {
   it.effect("creates an order, stores and publishes its event, and marks it published", () =>
     Effect.gen(function*() {
@@ -124,17 +137,10 @@ describe("CommandHandler", () => {
   it.live("lets the marks it started land when it stops: the next run publishes nothing again", () =>
     Effect.gen(function*() {
       const store = yield* EventStore.makeMemory({ grace: Duration.zero })
-      const slowMarks: EventStore.EventStoreShape = {
+      const { orderId, scope } = yield* createInOwnScope({
         ...store,
         markPublished: (events) => Effect.delay(store.markPublished(events), Duration.millis(50))
-      }
-      const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(CommandHandler.Default, scope).pipe(
-        Effect.provideService(EventStore.EventStore, slowMarks),
-        Effect.provideService(EventBus.EventBus, yield* EventBus.makeMemory())
-      )
-      const orderId = uniqueOrderId()
-      yield* Context.get(context, CommandHandler).handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+      })
       yield* Scope.close(scope, Exit.void)
       const pending = yield* store.unpublished(100)
       expect(pending.filter((event) => event.streamId === orderId)).toEqual([])
@@ -143,13 +149,7 @@ describe("CommandHandler", () => {
   it.effect("stops within its bound when a mark never lands, leaving the event to the relay", () =>
     Effect.gen(function*() {
       const store = yield* EventStore.makeMemory({ grace: Duration.zero })
-      const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(CommandHandler.Default, scope).pipe(
-        Effect.provideService(EventStore.EventStore, { ...store, markPublished: () => Effect.never }),
-        Effect.provideService(EventBus.EventBus, yield* EventBus.makeMemory())
-      )
-      const orderId = uniqueOrderId()
-      yield* Context.get(context, CommandHandler).handle(CreateOrder.make({ orderId, name: "book" }), metadata)
+      const { orderId, scope } = yield* createInOwnScope({ ...store, markPublished: () => Effect.never })
       const stopping = yield* Effect.fork(Scope.close(scope, Exit.void))
       // The stop reaches its wait first.
       yield* Effect.repeatN(Effect.yieldNow(), 20)

@@ -448,8 +448,8 @@ export const make = (options: MongoOptions) =>
       return commit
     }
 
-    /** Remembers a commit read from the server; its events are validated when they are decoded. */
-    const learnFound = (found: CommitDocument): KnownCommit => {
+    /** Remembers a commit as stored; its events are validated when they are decoded. */
+    const learnFound = (found: Omit<CommitDocument, "_id">): KnownCommit => {
       const commit = {
         streamId: found.streamId,
         previous: found.previous,
@@ -472,11 +472,11 @@ export const make = (options: MongoOptions) =>
           const inOrder = delivered.sort((a, b) => a.version - b.version)
           const whole = inOrder.length === last - first + 1 && inOrder.every((event, i) => event.version === first + i)
           if (whole && !known.has(id)) {
-            remember({
+            learnFound({
               streamId: inOrder[0]!.streamId,
               previous: first - 1,
               version: last,
-              stored: JSON.stringify(inOrder.map(encodeEvent))
+              events: inOrder.map(encodeEvent)
             })
           }
         }
@@ -589,7 +589,7 @@ export const make = (options: MongoOptions) =>
           Effect.catchTag("ServiceUnavailable", () => settle(document, events))
         )
         if (!inserted) return yield* Effect.fail(conflict())
-        remember({ streamId, previous: expectedVersion, version, stored: JSON.stringify(document.events) })
+        learnFound(document)
       },
       Effect.uninterruptible,
       traced("EventStoreMongo.append")

@@ -15,7 +15,7 @@ import { EventMetadata } from "@orders/domain/OrderEvent"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { trusted } from "@orders/domain/Trusted"
 import { Effect, FiberRef, Option } from "effect"
-import { correlationIdOf, currentCorrelationId } from "./Correlation.js"
+import { currentCorrelationId } from "./Correlation.js"
 import { CreateOrderRequest, etag, ifMatchVersion, MaxPageSize, OrdersApi, OrderVersionNotFound } from "./OrdersApi.js"
 import { BodyTimeout, readJson, requireNoBody } from "./RequestBody.js"
 
@@ -25,7 +25,8 @@ import { BodyTimeout, readJson, requireNoBody } from "./RequestBody.js"
  */
 const requestMetadata = (idempotencyKey: string | undefined) =>
   Effect.map(FiberRef.get(currentCorrelationId), (given) => {
-    const correlationId = given ?? correlationIdOf(undefined)
+    // Unset only outside the server's middleware (which always sets it).
+    const correlationId = given ?? crypto.randomUUID()
     return EventMetadata.make(
       { correlationId, causationId: correlationId, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
       trusted
