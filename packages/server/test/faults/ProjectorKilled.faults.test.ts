@@ -36,7 +36,8 @@ describe("fault 3: projector killed mid-batch", () => {
         servers: instances(1),
         processors: instances(1),
         env: { PROCESSING_DELAY: "6 seconds" },
-        load: { orders: 60, spreadOver: "3 seconds", creators: 1, requesters: 2 },
+        // More events than one batch of the projector's upserts (128), so that a kill at its first progress is mid-backlog.
+        load: { orders: 200, spreadOver: "5 seconds", creators: 2, requesters: 2 },
         fault: ({ faultEnded, loadDone, note, schema, servers, stores }) =>
           Effect.gen(function*() {
             const server = servers[0]!
