@@ -252,6 +252,17 @@ export const printReport = (report: Report) => {
       `server RSS: at start ${mb(report.rssAtStart)}, before the soak ${mb(soak.rssBefore)}, ` +
         `after ${mb(soak.rssAfter)}, 5 s idle later ${mb(soak.rssIdleAfter)}, peak ${mb(soak.rssPeak)}`
     )
+    // Samples are 5 s apart: every sixth.
+    const everyThirty = soak.samples.filter((_, index) => index % 6 === 0)
+    if (everyThirty.length > 0) {
+      lines.push(
+        `every 30 s, server RSS (commits its store remembers): ` +
+          everyThirty.map((sample) =>
+            `${number(sample.megabytes)}` +
+            (sample.knownCommits === undefined ? "" : ` (${number(sample.knownCommits)})`)
+          ).join(", ")
+      )
+    }
   }
   if (report.scale !== undefined) {
     const scale = report.scale

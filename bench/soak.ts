@@ -1,6 +1,8 @@
 /**
  * The soak: a sustained mix of creates, reads and processes, with the
- * server's resident memory read from /proc before, during and after it.
+ * server's resident memory read from /proc before, during and after it, and
+ * beside it how many commits its event store remembers (from `/metrics`):
+ * the memory grows with them up to their bound.
  */
 import { Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { readFile } from "node:fs/promises"
@@ -17,6 +19,20 @@ export const residentMegabytes = (pid: number) =>
     Effect.orElseSucceed(() => Option.none<number>())
   )
 
+/** How many commits the server's event store remembers, from its `/metrics`; none for a store that keeps none. */
+const knownCommits = (url: string) =>
+  Effect.tryPromise(() => fetch(`${url}/metrics`).then((response) => response.text())).pipe(
+    Effect.map((text) => Option.fromNullable(/^orders_event_store_known_commits (\d+)$/m.exec(text)?.[1])),
+    Effect.map(Option.map(Number)),
+    Effect.orElseSucceed(() => Option.none<number>())
+  )
+
+export interface SoakSample {
+  readonly seconds: number
+  readonly megabytes: number
+  readonly knownCommits?: number
+}
+
 export interface SoakReport {
   readonly seconds: number
   readonly connections: number
@@ -29,8 +45,8 @@ export interface SoakReport {
   readonly rssIdleAfter?: number
   /** The highest of the readings, during the soak and at its ends. */
   readonly rssPeak?: number
-  /** Every 5 seconds: seconds since the start, megabytes. */
-  readonly samples: ReadonlyArray<readonly [number, number]>
+  /** Every 5 seconds. */
+  readonly samples: ReadonlyArray<SoakSample>
 }
 
 const sampleEvery = Duration.seconds(5)
@@ -41,14 +57,22 @@ export const soak = (url: string, pool: OrderPool, pid: Option.Option<number>, s
       onNone: () => Effect.succeed(Option.none<number>()),
       onSome: residentMegabytes
     })
-    const samples: Array<readonly [number, number]> = []
+    const samples: Array<SoakSample> = []
     const started = performance.now()
-    const sampler = yield* rss.pipe(
-      Effect.tap(Option.match({
-        onNone: () => Effect.void,
-        onSome: (megabytes) =>
-          Effect.sync(() => samples.push([Math.round((performance.now() - started) / 1000), megabytes]))
-      })),
+    const sampler = yield* Effect.all([rss, knownCommits(url)]).pipe(
+      Effect.tap(([megabytes, known]) =>
+        Option.match(megabytes, {
+          onNone: () => Effect.void,
+          onSome: (megabytes) =>
+            Effect.sync(() =>
+              samples.push({
+                seconds: Math.round((performance.now() - started) / 1000),
+                megabytes,
+                ...Option.match(known, { onNone: () => ({}), onSome: (knownCommits) => ({ knownCommits }) })
+              })
+            )
+        })
+      ),
       Effect.repeat(Schedule.spaced(sampleEvery)),
       Effect.fork
     )
@@ -61,7 +85,7 @@ export const soak = (url: string, pool: OrderPool, pid: Option.Option<number>, s
     yield* Fiber.interrupt(sampler)
     yield* Effect.sleep(sampleEvery)
     const idleAfter = yield* rss
-    const readings = [...samples.map(([, megabytes]) => megabytes), ...Option.toArray(before), ...Option.toArray(after)]
+    const readings = [...samples.map((sample) => sample.megabytes), ...Option.toArray(before), ...Option.toArray(after)]
     const optional = (key: string, value: Option.Option<number>) =>
       Option.match(value, { onNone: () => ({}), onSome: (megabytes) => ({ [key]: megabytes }) })
     return {

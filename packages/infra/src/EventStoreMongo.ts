@@ -49,7 +49,20 @@ import type { OrderEventEnvelope } from "@orders/domain/OrderEvent"
 import { decodeEvent, encodeEvent } from "@orders/domain/OrderEvent"
 import { traced } from "@orders/domain/Tracing"
 import type { ConfigError } from "effect"
-import { Array as Arr, Clock, Config, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule } from "effect"
+import {
+  Array as Arr,
+  Clock,
+  Config,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Redacted,
+  Schedule
+} from "effect"
 import type { Collection, Db, Document, IndexDescription, OptionalUnlessRequiredId, UpdateFilter } from "mongodb"
 import {
   MongoClient,
@@ -132,6 +145,11 @@ interface KnownCommit {
  * requests a second remembering a tenth of this, and at 296 with it.
  */
 export const knownCommits = 100_000
+
+/** The process's memory grows with it up to its bound, so operators see it beside `process_resident_memory_bytes`. */
+export const knownCommitsGauge = Metric.gauge("orders_event_store_known_commits", {
+  description: "Commits the event store remembers in this process (at most EVENT_STORE_KNOWN_COMMITS)"
+})
 
 /** How long the relay puts off a marker found without its commit: a minute, doubling with each miss, at most an hour. */
 const orphanDelay = (misses: number) =>
@@ -436,8 +454,10 @@ export const make = (options: MongoOptions) =>
     const known = new Map<string, KnownCommit>()
     const remembered = options.knownCommits ?? knownCommits
     const remember = (commit: KnownCommit) => {
+      const size = known.size
       known.set(commitId(commit.streamId, commit.previous), commit)
       if (known.size > remembered) known.delete(known.keys().next().value!)
+      if (known.size !== size) knownCommitsGauge.unsafeUpdate(known.size, [])
     }
     const recall = (id: string) => {
       const commit = known.get(id)

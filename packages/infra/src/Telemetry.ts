@@ -12,7 +12,7 @@ import type { SpanExporter } from "@opentelemetry/sdk-trace-base"
 import { BatchSpanProcessor, ConsoleSpanExporter } from "@opentelemetry/sdk-trace-base"
 import { formatTraceparent, TraceContextPropagation } from "@orders/domain/EventBus"
 import type { ConfigError } from "effect"
-import { Config, Context, Effect, FiberRef, FiberRefs, HashMap, Layer, Logger, Option, Tracer } from "effect"
+import { Config, Context, Effect, FiberRef, FiberRefs, HashMap, Layer, Logger, Metric, Option, Tracer } from "effect"
 
 /** OTLP over HTTP, with protobuf (the specification's default) or JSON bodies. */
 export type OtlpProtocol = "http/protobuf" | "http/json"
@@ -103,8 +103,32 @@ export const tracingConfig = (serviceName: string): Layer.Layer<never, ConfigErr
 // No `target_info` nor scope labels: Prometheus adds the target's own labels when it scrapes.
 const serializer = new PrometheusSerializer(undefined, false, undefined, true, true)
 
-/** Every metric of the process (Effect's global registry) in the Prometheus text format. */
-export const prometheusText: Effect.Effect<string> = Metrics.makeProducer.pipe(
+// The names and meanings of prom-client's default metrics, which dashboards already know.
+const residentMemory = Metric.gauge("process_resident_memory_bytes", { description: "Resident memory size in bytes." })
+const heapTotal = Metric.gauge("nodejs_heap_size_total_bytes", {
+  description: "Process heap size from Node.js in bytes."
+})
+const heapUsed = Metric.gauge("nodejs_heap_size_used_bytes", {
+  description: "Process heap size used from Node.js in bytes."
+})
+const externalMemory = Metric.gauge("nodejs_external_memory_bytes", {
+  description: "Node.js external memory size in bytes."
+})
+
+/** The process's memory, read when it is scraped. */
+const sampleMemory = Effect.suspend(() => {
+  const usage = process.memoryUsage()
+  return Effect.all([
+    Metric.set(residentMemory, usage.rss),
+    Metric.set(heapTotal, usage.heapTotal),
+    Metric.set(heapUsed, usage.heapUsed),
+    Metric.set(externalMemory, usage.external)
+  ], { discard: true })
+})
+
+/** Every metric of the process (Effect's global registry), its memory among them, in the Prometheus text format. */
+export const prometheusText: Effect.Effect<string> = sampleMemory.pipe(
+  Effect.zipRight(Metrics.makeProducer),
   Effect.flatMap((producer) => Effect.promise(() => producer.collect())),
   Effect.map(({ resourceMetrics }) => serializer.serialize(resourceMetrics)),
   Effect.provide(Resource.layerEmpty)

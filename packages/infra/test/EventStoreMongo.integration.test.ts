@@ -14,6 +14,7 @@ import {
   Exit,
   Fiber,
   Layer,
+  Metric,
   Option,
   TestClock
 } from "effect"
@@ -303,16 +304,19 @@ describe("EventStoreMongo", () => {
     expect(Either.isLeft(read("-1"))).toBe(true)
   })
 
-  it.scoped("remembers the commits it used last, and forgets the others first", () =>
+  it.scoped("remembers the commits it used last, forgets the others first, and says how many it keeps", () =>
     Effect.gen(function*() {
       const database = yield* freshMongoDatabase
       const store = yield* EventStoreMongo.make({ uri: mongoUri, database, knownCommits: 2 })
       const [first, second, third] = [uniqueOrderId(), uniqueOrderId(), uniqueOrderId()]
       const [created] = lifecycle(first)
+      const knownGauge = Metric.value(EventStoreMongo.knownCommitsGauge).pipe(Effect.map((state) => state.value))
       yield* store.append(first, 0, [created!])
+      expect(yield* knownGauge).toBe(1)
       yield* store.append(second, 0, [lifecycle(second)[0]!])
       expect(yield* store.readKnown(first)).toEqual([created])
       yield* store.append(third, 0, [lifecycle(third)[0]!])
+      expect(yield* knownGauge).toBe(2)
       // Gone from the server: only what the store remembers answers now.
       yield* withMongo((client) => client.db(database).collection(EventStoreMongo.COMMITS).deleteMany({}))
       expect(yield* store.readKnown(first)).toEqual([created])

@@ -121,6 +121,22 @@ describe("Telemetry", () => {
       expect(text).toContain("telemetry_test_seconds_count 1")
     }))
 
+  it.effect("tells the process's memory, read at the scrape, under prom-client's names", () =>
+    Effect.gen(function*() {
+      const valueOf = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1])
+      const text = yield* prometheusText
+      const rss = valueOf(text, "process_resident_memory_bytes")
+      const heapTotal = valueOf(text, "nodejs_heap_size_total_bytes")
+      const heapUsed = valueOf(text, "nodejs_heap_size_used_bytes")
+      // Within a factor of two of what the process says after the scrape: neither a stale nor a made-up figure.
+      expect(rss).toBeGreaterThan(process.memoryUsage().rss / 2)
+      expect(rss).toBeLessThan(process.memoryUsage().rss * 2)
+      expect(heapUsed).toBeGreaterThan(0)
+      expect(heapUsed).toBeLessThanOrEqual(heapTotal)
+      expect(heapTotal).toBeLessThan(rss)
+      expect(valueOf(text, "nodejs_external_memory_bytes")).toBeGreaterThan(0)
+    }))
+
   it.effect("puts the trace and span ids on the log records written inside a span", () =>
     Effect.gen(function*() {
       const records: Array<Record<string, unknown>> = []
