@@ -235,6 +235,26 @@ export const OrderResponse = Schema.transform(
   }
 ).annotations({ description: "The order" })
 
+/**
+ * What `OrderResponse` encodes an order to, without validating the order
+ * again: the read model's orders were validated when read. A page of 1,000
+ * orders took about 7 ms of CPU through the schema. `OrdersApi.test` holds
+ * it to the schema's own output, key order included, for every kind of order.
+ */
+export const orderResponseJson = (order: Order): typeof OrderResponse.Encoded => {
+  const { failure, id, name, status, version } = order
+  return failure === undefined
+    ? { id, name, status, version }
+    : {
+      id,
+      name,
+      status,
+      version,
+      failure: { code: failure.code, message: failure.message },
+      failureReason: failure.message
+    }
+}
+
 /** The ETag of an order (or of a command's result) is its version. */
 export const etag = (version: number) => `"${version}"`
 

@@ -16,7 +16,15 @@ import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { trusted } from "@orders/domain/Trusted"
 import { Effect, FiberRef, Option } from "effect"
 import { currentCorrelationId } from "./Correlation.js"
-import { CreateOrderRequest, etag, ifMatchVersion, MaxPageSize, OrdersApi, OrderVersionNotFound } from "./OrdersApi.js"
+import {
+  CreateOrderRequest,
+  etag,
+  ifMatchVersion,
+  MaxPageSize,
+  orderResponseJson,
+  OrdersApi,
+  OrderVersionNotFound
+} from "./OrdersApi.js"
 import { BodyTimeout, readJson, requireNoBody } from "./RequestBody.js"
 
 /**
@@ -88,7 +96,12 @@ export const OrdersHandlers = HttpApiBuilder.group(OrdersApi, "orders", (handler
         }))
       .handle(
         "list",
-        ({ urlParams }) => readModel.list({ after: urlParams.after, limit: urlParams.limit ?? MaxPageSize })
+        ({ urlParams }) =>
+          Effect.map(
+            readModel.list({ after: urlParams.after, limit: urlParams.limit ?? MaxPageSize }),
+            // Encoded here rather than by the endpoint's schema, which validated each order again.
+            (orders) => HttpServerResponse.unsafeJson(orders.map(orderResponseJson))
+          )
       )
       .handle("get", ({ path, urlParams }) =>
         (urlParams.at === undefined
