@@ -13,6 +13,12 @@ import { databaseUrl, freshPgSchema, schemaUrl } from "./support/stack.js"
 const readModelAt = (options: OrderReadModelPg.PgOptions) =>
   Layer.build(OrderReadModelPg.layer(options)).pipe(Effect.map(Context.get(OrderReadModel)))
 
+/** The adapter on a fresh schema of its own. */
+const freshReadModel = Effect.gen(function*() {
+  const schema = yield* freshPgSchema()
+  return { schema, readModel: yield* readModelAt({ url: Redacted.make(schemaUrl(schema)) }) }
+})
+
 /** A plain SQL client on `schema`, to look at and arrange what the adapter sees. */
 const sqlIn = (schema: string) =>
   Layer.build(PgClient.layer({ url: Redacted.make(schemaUrl(schema)) })).pipe(
@@ -163,8 +169,7 @@ describe("OrderReadModelPg", () => {
     "sorts ids byte-wise, as the in-memory model does, whatever the database's collation",
     () =>
       Effect.gen(function*() {
-        const schema = yield* freshPgSchema()
-        const readModel = yield* readModelAt({ url: Redacted.make(schemaUrl(schema)) })
+        const { readModel } = yield* freshReadModel
         const ids = ["b", "B", "a-1", "a_1", "a.1", "A", "~", "0"]
         yield* Effect.forEach(
           ids,
@@ -178,8 +183,7 @@ describe("OrderReadModelPg", () => {
 
   it.scoped("stores quotes, backslashes, SQL and astral characters as given", () =>
     Effect.gen(function*() {
-      const schema = yield* freshPgSchema()
-      const readModel = yield* readModelAt({ url: Redacted.make(schemaUrl(schema)) })
+      const { readModel } = yield* freshReadModel
       const order = Order.make({
         id: OrderId.make("odd"),
         name: `O'Brien's "book" \\ '); DROP TABLE orders; -- 📦 e\u0301`,
@@ -195,8 +199,7 @@ describe("OrderReadModelPg", () => {
     "reads rows as they are stored, without validating them again, a bad one included",
     () =>
       Effect.gen(function*() {
-        const schema = yield* freshPgSchema()
-        const readModel = yield* readModelAt({ url: Redacted.make(schemaUrl(schema)) })
+        const { readModel, schema } = yield* freshReadModel
         const sql = yield* sqlIn(schema)
         // Written by hand: no projector writes an empty name. One bad row must not fail every page it is on.
         yield* sql`INSERT INTO orders (id, name, status, version, failure_reason) VALUES ('bad', '', 'failed', 2, 'x')`
@@ -219,8 +222,7 @@ describe("OrderReadModelPg", () => {
     "a value PostgreSQL refuses (a NUL) is a defect, not ServiceUnavailable: retrying cannot help",
     () =>
       Effect.gen(function*() {
-        const schema = yield* freshPgSchema()
-        const readModel = yield* readModelAt({ url: Redacted.make(schemaUrl(schema)) })
+        const { readModel } = yield* freshReadModel
         const exit = yield* Effect.exit(
           readModel.save(
             Order.make({
