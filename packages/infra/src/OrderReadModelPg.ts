@@ -13,6 +13,7 @@ import { ServiceUnavailable } from "@orders/domain/OrderError"
 import type { ListOptions, OrderReadModelShape } from "@orders/domain/OrderReadModel"
 import { OrderReadModel } from "@orders/domain/OrderReadModel"
 import { traced } from "@orders/domain/Tracing"
+import { trusted } from "@orders/domain/Trusted"
 import type { ConfigError } from "effect"
 import { Array as Arr, Config, Duration, Effect, Exit, Layer, Option, Predicate, Redacted } from "effect"
 import Pg from "pg"
@@ -149,15 +150,15 @@ export const toRow = (order: typeof Order.Encoded): OrderRow => ({
  * hence `unspecified`, as the event's upcast says.
  */
 const orderFromRow = ({ failure_code, failure_reason, id, ...order }: OrderRow): Order =>
-  new Order(
+  Order.make(
     {
-      id: OrderId.make(id, true),
+      id: OrderId.make(id, trusted),
       ...order,
       ...(failure_reason === null
         ? {}
         : { failure: { code: failure_code ?? unspecifiedFailureCode, message: failure_reason } })
     },
-    true
+    trusted
   )
 
 /**
